@@ -1,0 +1,27 @@
+# Synthetic ECG for data augmentation and transfer learning in arrhythmia classification.
+# Stages: workflow/rules/*.smk; helpers and config validation: workflow/rules/common.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        preprocessed_files(),
+
+
+rule download:
+    input:
+        downloaded_files(),
+
+
+rule preprocess:
+    input:
+        preprocessed_files(),

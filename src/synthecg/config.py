@@ -1,0 +1,53 @@
+"""Config validation against the workflow's JSON schema, with messages that name the key."""
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from synthecg.errors import PipelineError
+
+
+def load_schema(path: str | Path) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _fill_defaults(config: dict, schema: Mapping) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config and "default" in sub:
+            config[key] = copy.deepcopy(sub["default"])
+        if isinstance(config.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(config[key], sub)
+
+
+def validate_config(config: dict, schema_path: str | Path) -> dict:
+    """Fill defaults into `config` (in place) and check it; raise PipelineError naming every bad key."""
+    schema = load_schema(schema_path)
+    _fill_defaults(config, schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        problems.append(f"config key {key}: {error.message}")
+    url = config.get("physionet_url", "")
+    if isinstance(url, str) and not url.startswith(("http://", "https://")) and not Path(url).is_dir():
+        problems.append(
+            f"config key physionet_url: {url!r} is neither an http(s) URL nor an existing folder"
+        )
+    fractions = config.get("split_fractions", {})
+    if isinstance(fractions, dict) and not problems and abs(sum(fractions.values()) - 1) > 1e-6:
+        problems.append(f"config key split_fractions: {fractions} must add up to 1")
+    if problems:
+        raise PipelineError("invalid config:\n  " + "\n  ".join(problems))
+    return config
+
+
+def params_hash(params: Mapping) -> str:
+    """A short, stable fingerprint of the settings a result was made with."""
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,216 @@
+"""The HDF5 layout shared by real and synthetic ECG sets (DESIGN §2).
+
+```
+/{split}/x          float32 [N, 12, T]  mV, one record per chunk, compressed
+/{split}/y          int64   [N]         index into attrs["classes"]
+/{split}/record_id  str     [N]
+/{split}/patient_id str     [N]
+/{split}/source     str     [N]         dataset each record comes from
+attrs: classes, leads, fs, seconds, units, norm_mean/norm_std/norm_count [12], ...
+```
+
+Signals are stored in physical units (mV), exactly as read, for real and synthetic sets
+alike; the per-lead normalisation fitted on the training split is stored beside them and
+applied by `load_split(..., normalised=True)`. One place applies it, nothing is rounded
+twice, and a synthetic set written in mV reads the same way as the real one.
+
+Files are written to a temporary name and renamed into place only when complete, so an
+interrupted job never leaves a file that looks finished.
+"""
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from synthecg.errors import PipelineError
+from synthecg.io import partial_path
+
+LAYOUT_VERSION = 1
+STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+STRING = h5py.string_dtype()
+FLUSH_EVERY = 256  # records buffered per split before a write
+
+
+@dataclass
+class RunningStats:
+    """Per-lead mean and variance over records of shape [leads, samples], merged exactly
+    (Chan et al.) so that workers and datasets can be combined without a second pass."""
+
+    count: int = 0
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(len(STANDARD_LEADS)))
+    m2: np.ndarray = field(default_factory=lambda: np.zeros(len(STANDARD_LEADS)))
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "RunningStats":
+        x = np.asarray(x, dtype=np.float64)
+        mean = x.mean(axis=-1)
+        return cls(x.shape[-1], mean, ((x - mean[:, None]) ** 2).sum(axis=-1))
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping) -> "RunningStats":
+        count = int(attrs["norm_count"])
+        return cls(count, np.asarray(attrs["norm_mean"], float), np.asarray(attrs["norm_std"], float) ** 2 * count)
+
+    def merge(self, other: "RunningStats") -> "RunningStats":
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / total
+        m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / total
+        return RunningStats(total, mean, m2)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.count, 1))
+
+
+class DatasetWriter:
+    """Stream records into one HDF5 file, split by split; the file appears only on success.
+
+    Use as a context manager; call `finish(attrs)` inside the block to write the attributes.
+    """
+
+    def __init__(self, path: str | Path, n_samples: int, splits: Sequence[str], compression: str = "gzip"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.temporary = partial_path(self.path)
+        self.n_samples = n_samples
+        self.splits = tuple(splits)
+        self.compression = compression
+        self.counts = dict.fromkeys(self.splits, 0)
+        self.pending_x = {split: [] for split in self.splits}  # written every FLUSH_EVERY records
+        self.strings = {split: {"record_id": [], "patient_id": [], "source": []} for split in self.splits}
+        self.ys = {split: [] for split in self.splits}
+        self.file: h5py.File | None = None
+        self.finished = False
+
+    def __enter__(self) -> "DatasetWriter":
+        self.file = h5py.File(self.temporary, "w", track_order=True)
+        for split in self.splits:
+            self.file.create_dataset(
+                f"{split}/x",
+                shape=(0, len(STANDARD_LEADS), self.n_samples),
+                maxshape=(None, len(STANDARD_LEADS), self.n_samples),
+                dtype=np.float32,
+                chunks=(1, len(STANDARD_LEADS), self.n_samples),
+                compression=self.compression,
+                shuffle=True,
+            )
+        return self
+
+    def append(self, split: str, x: np.ndarray, y: int, record_id: str, patient_id: str, source: str) -> None:
+        """Add one record: x is float32 [12, T] in mV."""
+        self.pending_x[split].append(x)
+        self.ys[split].append(y)
+        strings = self.strings[split]
+        strings["record_id"].append(record_id)
+        strings["patient_id"].append(patient_id)
+        strings["source"].append(source)
+        if len(self.pending_x[split]) >= FLUSH_EVERY:
+            self._flush(split)
+
+    def append_block(self, split: str, x: np.ndarray, y, record_id, patient_id, source) -> None:
+        """Add many records at once: x is float32 [N, 12, T] in mV."""
+        self._flush(split)
+        self._write_x(split, np.asarray(x, dtype=np.float32))
+        self.ys[split].extend(int(v) for v in y)
+        self.strings[split]["record_id"].extend(record_id)
+        self.strings[split]["patient_id"].extend(patient_id)
+        self.strings[split]["source"].extend(source)
+
+    def _flush(self, split: str) -> None:
+        if self.pending_x[split]:
+            self._write_x(split, np.stack(self.pending_x[split]))
+            self.pending_x[split].clear()
+
+    def _write_x(self, split: str, x: np.ndarray) -> None:
+        dataset = self.file[f"{split}/x"]
+        start = dataset.shape[0]
+        dataset.resize(start + len(x), axis=0)
+        dataset[start:] = x
+        self.counts[split] = start + len(x)
+
+    def finish(self, attrs: Mapping) -> None:
+        for split in self.splits:
+            self._flush(split)
+            group = self.file[split]
+            group.create_dataset("y", data=np.asarray(self.ys[split], dtype=np.int64))
+            for name, values in self.strings[split].items():
+                group.create_dataset(name, data=np.asarray(values, dtype=object), dtype=STRING)
+        for key, value in {**attrs, "layout_version": LAYOUT_VERSION}.items():
+            self.file.attrs[key] = _attr(value)
+        self.finished = True
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.file.close()
+        if exc_type is None and self.finished:
+            os.replace(self.temporary, self.path)
+        else:
+            self.temporary.unlink(missing_ok=True)
+
+
+def _attr(value):
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+        return np.asarray(value, dtype=object).astype(STRING)
+    return value
+
+
+# -- reading ---------------------------------------------------------------------------------
+REQUIRED_ATTRS = ("classes", "leads", "fs", "seconds", "units")
+
+
+def open_store(path: str | Path) -> h5py.File:
+    """Open an ECG HDF5 file read-only, checking it has the layout above."""
+    path = Path(path)
+    try:
+        handle = h5py.File(path, "r")
+    except (OSError, ValueError) as error:
+        raise PipelineError(f"{path}: cannot open as HDF5 ({error}); delete it and rerun the stage that made it")
+    missing = [key for key in REQUIRED_ATTRS if key not in handle.attrs]
+    if missing:
+        handle.close()
+        raise PipelineError(f"{path}: not an ECG set of this pipeline (attributes {missing} missing)")
+    return handle
+
+
+def metadata(path: str | Path) -> dict:
+    """All attributes, with string arrays as lists and JSON attributes decoded."""
+    with open_store(path) as handle:
+        result = {}
+        for key, value in handle.attrs.items():
+            if isinstance(value, np.ndarray):
+                value = [v.decode() if isinstance(v, bytes) else v for v in value.tolist()]
+            elif isinstance(value, str) and value[:1] in "{[":
+                value = json.loads(value)
+            elif isinstance(value, np.generic):
+                value = value.item()
+            result[key] = value
+        result["splits"] = {name: int(group["x"].shape[0]) for name, group in handle.items()}
+        return result
+
+
+def load_split(path: str | Path, split: str, normalised: bool = False) -> dict[str, np.ndarray]:
+    """Read one split into memory: x [N, 12, T] float32 (mV, or normalised per lead), y,
+    record_id, patient_id and source."""
+    with open_store(path) as handle:
+        if split not in handle:
+            raise PipelineError(f"{path}: has no split {split!r} (it has {sorted(handle)})")
+        group = handle[split]
+        data = {"x": group["x"][...], "y": group["y"][...]}
+        for name in ("record_id", "patient_id", "source"):
+            data[name] = group[name].asstr()[...] if name in group else np.array([], dtype=object)
+        if normalised:
+            mean = np.asarray(handle.attrs["norm_mean"], np.float32)[None, :, None]
+            std = np.asarray(handle.attrs["norm_std"], np.float32)[None, :, None]
+            data["x"] = (data["x"] - mean) / std
+    return data

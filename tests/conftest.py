@@ -1,0 +1,123 @@
+"""Shared fixtures: the PhysioNet mirror in ../shared, a throwaway HTTP server, small configs."""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = REPO.parent / "shared" / "data" / "physionet"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file server that honours `Range: bytes=N-` (for resume) and logs each path.
+
+    `fail_first` paths answer 503 once before they are served, to exercise retries.
+    """
+
+    requests: list  # set per server: every path asked for
+    ranges: list  # the Range headers received
+    fail_first: set
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def send_head(self):
+        self.requests.append(self.path)
+        if self.path in self.fail_first:
+            self.fail_first.discard(self.path)
+            self.send_error(503, "try again")
+            return None
+        range_header = self.headers.get("Range", "")
+        if range_header:
+            self.ranges.append(range_header)
+        path = Path(self.translate_path(self.path))
+        if not range_header.startswith("bytes=") or not path.is_file():
+            return super().send_head()
+        start = int(range_header[len("bytes=") :].split("-")[0])
+        size = path.stat().st_size
+        if start >= size:
+            self.send_error(416, "range not satisfiable")
+            return None
+        handle = open(path, "rb")
+        handle.seek(start)
+        self.send_response(206)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        self.send_header("Content-Length", str(size - start))
+        self.end_headers()
+        return handle
+
+
+@pytest.fixture
+def serve():
+    """serve(directory) -> the request handler class; its `url` is the base URL on 127.0.0.1,
+    its `requests` and `ranges` what clients asked for."""
+    servers = []
+
+    def start(directory: Path, fail_first=()):
+        handler = type(
+            "Handler", (RangeRequestHandler,), {"requests": [], "ranges": [], "fail_first": set(fail_first)}
+        )
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(handler, directory=str(directory))
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        handler.url = f"http://127.0.0.1:{server.server_address[1]}"
+        return handler
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not (MIRROR / "ptb-xl" / "1.0.3" / "SHA256SUMS.txt").is_file():
+        pytest.skip(f"the PhysioNet mirror is not at {MIRROR}")
+    return MIRROR
+
+
+@pytest.fixture
+def mirror_copy(mirror, tmp_path) -> Path:
+    """A writable copy of the mirror (100 Hz PTB-XL and all of Chapman) to break on purpose."""
+    copy = tmp_path / "physionet"
+    shutil.copytree(mirror / "ecg-arrhythmia", copy / "ecg-arrhythmia")
+    ptbxl = mirror / "ptb-xl" / "1.0.3"
+    shutil.copytree(ptbxl, copy / "ptb-xl" / "1.0.3", ignore=shutil.ignore_patterns("records500"))
+    return copy
+
+
+def write_config(workdir: Path, **overrides) -> Path:
+    """The default config.yaml with `overrides`, written into `workdir`."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(overrides)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # class order is label order
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the Snakemake CLI on this repo's Snakefile with results under `workdir`."""
+    command = [
+        str(SNAKEMAKE),
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"),
+        "--cores", "2",
+        *args,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
