@@ -5,7 +5,9 @@ from synthecg.config import validate_config
 from synthecg.errors import PipelineError
 
 try:
-    validate_config(config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml")
+    validate_config(
+        config, Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
+    )
 except PipelineError as error:
     raise WorkflowError(str(error)) from None
 

@@ -9,6 +9,8 @@ rule download_dataset:
         "results/logs/download/{source}.log",
     benchmark:
         "results/benchmarks/download/{source}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
     params:
         physionet_url=config["physionet_url"],
         cache=PHYSIONET_CACHE,
@@ -19,8 +21,6 @@ rule download_dataset:
         split_fractions=config["split_fractions"],
         workers=config["download"]["workers"],
         retries=config["download"]["retries"],
-    conda:
-        "../../envs/pipeline.yaml"
     script:
         "../scripts/download.py"
 
@@ -36,15 +36,15 @@ rule preprocess_dataset:
         "results/logs/preprocess/{source}.log",
     benchmark:
         "results/benchmarks/preprocess/{source}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: config["preprocess"]["threads"]
     params:
         classes=config["classes"],
         sampling_rate=config["sampling_rate"],
         seed=config["seed"],
         split_fractions=config["split_fractions"],
         flat_lead_std_mv=config["preprocess"]["flat_lead_std_mv"],
-    threads: config["preprocess"]["threads"]
-    conda:
-        "../../envs/pipeline.yaml"
     script:
         "../scripts/preprocess.py"
 

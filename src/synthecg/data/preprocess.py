@@ -16,7 +16,14 @@ import pandas as pd
 from synthecg.data.labels import ClassMap
 from synthecg.data.records import SignalSpec, read_record
 from synthecg.data.splits import SPLITS, ptbxl_split, stratified_patient_split
-from synthecg.data.store import STANDARD_LEADS, DatasetWriter, RunningStats, metadata, open_store
+from synthecg.data.store import (
+    STANDARD_LEADS,
+    DatasetWriter,
+    RunningStats,
+    encode_record,
+    metadata,
+    open_store,
+)
 from synthecg.errors import PipelineError, RecordError
 from synthecg.io import write_csv_atomically
 
@@ -47,15 +54,17 @@ def assign_splits(dataset: str, usable: pd.DataFrame, fractions: Mapping[str, fl
     return stratified_patient_split(usable, fractions, seed)
 
 
-def _read_one(task: tuple[str, SignalSpec]) -> np.ndarray | RecordError:
+def _read_one(task: tuple[str, SignalSpec]) -> tuple[bytes, RunningStats] | RecordError:
+    """Read, check, compress and summarise one record (in a worker process)."""
     path, spec = task
     try:
-        return read_record(path, spec)
+        x = read_record(path, spec)
     except RecordError as error:
         return error
+    return encode_record(x), RunningStats.of(x)
 
 
-def _read_all(paths: Sequence[str], spec: SignalSpec, threads: int) -> Iterator[np.ndarray | RecordError]:
+def _read_all(paths: Sequence[str], spec: SignalSpec, threads: int) -> Iterator[tuple | RecordError]:
     """Read records in order, in `threads` processes (wfdb's parsing holds the GIL)."""
     tasks = [(path, spec) for path in paths]
     if threads <= 1 or len(tasks) < 2:
@@ -100,9 +109,10 @@ def preprocess_dataset(
             if isinstance(result, RecordError):
                 qc.append((dataset, row.record_id, result.reason, result.detail))
                 continue
+            chunk, record_stats = result
             if row.split == "train":
-                stats = stats.merge(RunningStats.of(result))
-            writer.append(row.split, result, class_map.index(row.label), row.record_id, row.patient_id, dataset)
+                stats = stats.merge(record_stats)
+            writer.append_encoded(row.split, chunk, class_map.index(row.label), row.record_id, row.patient_id, dataset)
             per_class[row.split][row.label] += 1
         if stats.count == 0:
             raise PipelineError(f"{dataset}: no usable training record is left after QC; see {out_qc}")

@@ -20,6 +20,7 @@ interrupted job never leaves a file that looks finished.
 
 import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,18 @@ LAYOUT_VERSION = 1
 STANDARD_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 STRING = h5py.string_dtype()
 FLUSH_EVERY = 256  # records buffered per split before a write
+GZIP_LEVEL = 1  # float32 ECG compresses ~1.4x at any level; 1 is the cheapest
+
+
+def encode_record(x: np.ndarray) -> bytes:
+    """One [12, T] record compressed exactly as the file's shuffle + gzip filters would.
+
+    Lets worker processes do the compressing, which is most of the cost of writing, while
+    the one process that owns the file only copies bytes in (`DatasetWriter.append_encoded`).
+    """
+    record = np.ascontiguousarray(x, dtype="<f4")
+    shuffled = record.view(np.uint8).reshape(-1, record.itemsize).T.tobytes()  # HDF5 byte shuffle
+    return zlib.compress(shuffled, GZIP_LEVEL)
 
 
 @dataclass
@@ -78,13 +91,12 @@ class DatasetWriter:
     Use as a context manager; call `finish(attrs)` inside the block to write the attributes.
     """
 
-    def __init__(self, path: str | Path, n_samples: int, splits: Sequence[str], compression: str = "gzip"):
+    def __init__(self, path: str | Path, n_samples: int, splits: Sequence[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.temporary = partial_path(self.path)
         self.n_samples = n_samples
         self.splits = tuple(splits)
-        self.compression = compression
         self.counts = dict.fromkeys(self.splits, 0)
         self.pending_x = {split: [] for split in self.splits}  # written every FLUSH_EVERY records
         self.strings = {split: {"record_id": [], "patient_id": [], "source": []} for split in self.splits}
@@ -101,7 +113,8 @@ class DatasetWriter:
                 maxshape=(None, len(STANDARD_LEADS), self.n_samples),
                 dtype=np.float32,
                 chunks=(1, len(STANDARD_LEADS), self.n_samples),
-                compression=self.compression,
+                compression="gzip",
+                compression_opts=GZIP_LEVEL,
                 shuffle=True,
             )
         return self
@@ -109,13 +122,26 @@ class DatasetWriter:
     def append(self, split: str, x: np.ndarray, y: int, record_id: str, patient_id: str, source: str) -> None:
         """Add one record: x is float32 [12, T] in mV."""
         self.pending_x[split].append(x)
+        self._append_labels(split, y, record_id, patient_id, source)
+        if len(self.pending_x[split]) >= FLUSH_EVERY:
+            self._flush(split)
+
+    def append_encoded(self, split: str, chunk: bytes, y: int, record_id: str, patient_id: str, source: str) -> None:
+        """Add one record already compressed by `encode_record`."""
+        self._flush(split)
+        dataset = self.file[f"{split}/x"]
+        index = dataset.shape[0]
+        dataset.resize(index + 1, axis=0)
+        dataset.id.write_direct_chunk((index, 0, 0), chunk)
+        self.counts[split] = index + 1
+        self._append_labels(split, y, record_id, patient_id, source)
+
+    def _append_labels(self, split: str, y: int, record_id: str, patient_id: str, source: str) -> None:
         self.ys[split].append(y)
         strings = self.strings[split]
         strings["record_id"].append(record_id)
         strings["patient_id"].append(patient_id)
         strings["source"].append(source)
-        if len(self.pending_x[split]) >= FLUSH_EVERY:
-            self._flush(split)
 
     def append_block(self, split: str, x: np.ndarray, y, record_id, patient_id, source) -> None:
         """Add many records at once: x is float32 [N, 12, T] in mV."""
