@@ -10,11 +10,13 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/generators.smk"
 
 
 rule all:
     input:
         preprocessed_files(),
+        synthetic_files(),
 
 
 rule download:
@@ -25,3 +27,13 @@ rule download:
 rule preprocess:
     input:
         preprocessed_files(),
+
+
+rule generators:
+    input:
+        generator_files(),
+
+
+rule synthetic:
+    input:
+        synthetic_files(),

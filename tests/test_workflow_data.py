@@ -152,6 +152,8 @@ def test_a_missing_index_file_fails_naming_its_url(mirror_copy, serve, tmp_path)
         ({"physionet_url": "ftp://example.org"}, "config key physionet_url: 'ftp://example.org' is neither"),
         ({"datasets": ["ptbxl", "mitbih"]}, "config key datasets.1: 'mitbih' is not one of"),
         ({"split_fractions": {"train": 0.8, "val": 0.1, "test": 0.3}}, "config key split_fractions"),
+        ({"generators": {"diffwave": {"layers": 3}}}, "config key generators.diffwave: unknown settings ['layers']"),
+        ({"generators": {"on_small_class": "ignore"}}, "config key generators.on_small_class: 'ignore' is not one of"),
     ],
 )
 def test_an_invalid_config_stops_before_any_job(tmp_path, override, message):

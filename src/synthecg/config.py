@@ -44,7 +44,20 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
         problems.append(f"config key split_fractions: {fractions} must add up to 1")
     if problems:
         raise PipelineError("invalid config:\n  " + "\n  ".join(problems))
+    _check_model_settings(config)
     return config
+
+
+def _check_model_settings(config: dict) -> None:
+    """Each generator's overrides must name fields of its config dataclass."""
+    from synthecg.generators.base import make_config  # imports torch: only once the schema passed
+
+    generators = config.get("generators", {})
+    for name in generators.get("names", []):
+        try:
+            make_config(name, generators.get(name, {}))
+        except TypeError as error:  # a value of the wrong kind for the dataclass
+            raise PipelineError(f"config key generators.{name}: {error}") from None
 
 
 def params_hash(params: Mapping) -> str:

@@ -15,10 +15,12 @@ SOURCE_DATASETS = config["datasets"]
 # The merged set needs both sources; a generator is never trained on it.
 DATASETS = SOURCE_DATASETS + (["merged"] if len(SOURCE_DATASETS) > 1 else [])
 PHYSIONET_CACHE = "results/physionet/files"
+GENERATORS = config["generators"]["names"]
 
 
 wildcard_constraints:
     source="|".join(SOURCE_DATASETS),
+    generator="|".join(GENERATORS),
 
 
 def downloaded_files():
@@ -33,3 +35,28 @@ def preprocessed_files():
 
 def merge_inputs(wildcards):
     return {source: f"results/data/{source}.h5" for source in SOURCE_DATASETS}
+
+
+def generator_files():
+    return expand(
+        "results/generators/{source}/{generator}/model.pt",
+        source=SOURCE_DATASETS,
+        generator=GENERATORS,
+    )
+
+
+def synthetic_files():
+    return expand(
+        "results/synthetic/{source}/{generator}.h5",
+        source=SOURCE_DATASETS,
+        generator=GENERATORS,
+    )
+
+
+def generator_settings(wildcards):
+    """Only this generator's own settings, so changing another's does not retrain it."""
+    return config["generators"].get(wildcards.generator, {})
+
+
+def generator_checkpoint(wildcards):
+    return f"results/generators/{wildcards.source}/{wildcards.generator}/checkpoint.pt"

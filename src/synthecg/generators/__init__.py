@@ -1,0 +1,1 @@
+"""Class-conditional ECG generators (DiffWave, TimeDiffusion, TimeVQVAE) and their training."""

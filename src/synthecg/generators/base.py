@@ -1,0 +1,93 @@
+"""The interface every generator implements, and the registry by name.
+
+A generator is a `torch.nn.Module` that works on *normalised* ECG, float32
+[batch, 12 leads, samples], with integer class labels [batch]. It tells the shared
+training loop (`synthecg.generators.training`) what to optimise, stage by stage:
+
+- `training_plan()` -> the stages in order, each with its steps and learning rate;
+- `stage_parameters(stage)` -> the parameters that stage trains (the others stay frozen);
+- `loss(x, y, stage)` -> a scalar loss on one batch;
+- `prepare(train_x, train_y)` -> a hook run once before the first step, for models that keep
+  something of the training data (TimeDiffusion keeps real seed records per class);
+- `sample(y, generator)` -> normalised records of classes `y`, drawn with the torch
+  generator given, so that a seed fixes the samples.
+
+Hyperparameters live in one dataclass per model, with full-scale defaults (DESIGN §3); the
+config overrides them field by field, and an unknown field is a config error.
+"""
+
+import dataclasses
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from synthecg.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    steps: int
+    learning_rate: float
+
+
+class GeneratorModel(nn.Module):
+    """Base class of the generators; see the module docstring for the contract."""
+
+    def __init__(self, config, n_classes: int, n_leads: int, n_samples: int):
+        super().__init__()
+        self.config = config
+        self.n_classes = n_classes
+        self.n_leads = n_leads
+        self.n_samples = n_samples
+
+    def training_plan(self) -> list[Stage]:
+        return [Stage("main", self.config.steps, self.config.learning_rate)]
+
+    def stage_parameters(self, stage: str) -> Iterable[nn.Parameter]:
+        return self.parameters()
+
+    def prepare(self, train_x: torch.Tensor, train_y: torch.Tensor) -> None:
+        """Called once before training with the whole (normalised) training set."""
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, stage: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+
+# name -> (module, config dataclass, model class); a model's module is imported when first used.
+REGISTRY = {
+    "diffwave": ("synthecg.generators.diffwave", "DiffWaveConfig", "DiffWave"),
+    "timediffusion": ("synthecg.generators.timediffusion", "TimeDiffusionConfig", "TimeDiffusion"),
+    "timevqvae": ("synthecg.generators.timevqvae", "TimeVQVAEConfig", "TimeVQVAE"),
+}
+GENERATOR_NAMES = tuple(REGISTRY)
+
+
+def _classes(name: str) -> tuple[type, type[GeneratorModel]]:
+    if name not in REGISTRY:
+        raise PipelineError(f"config key generators.names: unknown generator {name!r}; choose from {sorted(REGISTRY)}")
+    module_name, config_name, model_name = REGISTRY[name]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, model_name)
+
+
+def make_config(name: str, overrides: Mapping | None = None):
+    """The model's config dataclass with `overrides` (from config.yaml) applied."""
+    config_class, _ = _classes(name)
+    known = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise PipelineError(f"config key generators.{name}: unknown settings {unknown}; known: {sorted(known)}")
+    return config_class(**(overrides or {}))
+
+
+def build(name: str, config, n_classes: int, n_leads: int, n_samples: int) -> GeneratorModel:
+    _, model_class = _classes(name)
+    return model_class(config, n_classes, n_leads, n_samples)

@@ -1,0 +1,192 @@
+"""The two generator jobs of the workflow: train one generator on one dataset, and sample it.
+
+Training writes `model.pt` (weights and what rebuilds the model), `model.json` (settings, steps,
+seed, final loss, wall time, device, skipped classes), and the loss curve as CSV and PNG.
+Sampling writes a synthetic set in the layout of the real data (`synthecg.data.store`), in mV.
+"""
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from synthecg.config import params_hash
+from synthecg.data.store import DatasetWriter, load_split, metadata
+from synthecg.errors import PipelineError
+from synthecg.generators.base import build, make_config
+from synthecg.generators.training import load_generator, pick_device, save_generator, train
+from synthecg.io import write_csv_atomically, write_json_atomically
+
+log = logging.getLogger("synthecg")
+
+
+def classes_to_train(
+    dataset: str, classes: list[str], counts: Mapping[str, int], min_records: int, on_small_class: str
+) -> list[str]:
+    """The classes with enough training records; the others fail the job or are skipped, as configured."""
+    small = [name for name in classes if counts.get(name, 0) < min_records]
+    for name in small:
+        message = (
+            f"{dataset}: class {name} has {counts.get(name, 0)} training records, fewer than "
+            f"generators.min_records_per_class = {min_records}"
+        )
+        if on_small_class == "fail":
+            raise PipelineError(f"{message}; set generators.on_small_class: skip to train without it")
+        log.warning("%s; skipped (generators.on_small_class: skip), so it gets no synthetic records", message)
+    return [name for name in classes if name not in small]
+
+
+def fit_generator(
+    real_h5: Path,
+    name: str,
+    overrides: Mapping,
+    *,
+    out_model: Path,
+    out_sidecar: Path,
+    out_curve_csv: Path,
+    out_curve_png: Path,
+    checkpoint_path: Path,
+    seed: int,
+    min_records_per_class: int = 1,
+    on_small_class: str = "skip",
+    checkpoint_every: int = 500,
+    log_every: int = 50,
+    device: str = "auto",
+) -> dict:
+    meta = metadata(real_h5)
+    dataset, classes = meta["dataset"], meta["classes"]
+    config = make_config(name, overrides)
+    counts = meta["records_per_class"]["train"]
+    kept = classes_to_train(dataset, classes, counts, min_records_per_class, on_small_class)
+    if not kept:
+        raise PipelineError(f"{dataset}: no class has enough training records to train {name}")
+    train_set = load_split(real_h5, "train", normalised=True)
+    keep = np.isin(train_set["y"], [classes.index(c) for c in kept])
+    torch_device = pick_device(device)
+    torch.manual_seed(seed)  # the initial weights
+    model = build(name, config, len(classes), train_set["x"].shape[1], train_set["x"].shape[2])
+    fingerprint = params_hash(
+        {"generator": name, "config": asdict(config), "seed": seed, "data": meta.get("config_hash"),
+         "kept": kept, "n_train": int(keep.sum())}
+    )
+    record = train(
+        model, train_set["x"][keep], train_set["y"][keep], seed=seed, checkpoint_path=checkpoint_path,
+        fingerprint=fingerprint, checkpoint_every=checkpoint_every, log_every=log_every,
+        device=torch_device, name=f"{dataset}/{name}",
+    )
+    save_generator(model, name, out_model)
+    curve = pd.DataFrame(record.history, columns=["stage", "step", "loss"])
+    write_csv_atomically(curve, out_curve_csv)
+    plot_loss_curve(curve, f"{name} on {dataset}", out_curve_png)
+    sidecar = {
+        "generator": name,
+        "dataset": dataset,
+        "config": asdict(config),
+        "classes": classes,
+        "trained_classes": kept,
+        "skipped_classes": [c for c in classes if c not in kept],
+        "training_records": int(keep.sum()),
+        "stages": {s.name: s.steps for s in model.training_plan()},
+        "seed": seed,
+        "final_loss": {s: float(curve[curve.stage == s].loss.iloc[-1]) for s in curve.stage.unique()},
+        "wall_time_s": round(record.wall_time_s, 3),
+        "device": record.device,
+        "resumed_from": record.resumed_from,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "checkpoint_sha256": sha256_file(out_model),
+    }
+    write_json_atomically(sidecar, out_sidecar)
+    checkpoint_path.unlink(missing_ok=True)  # the final weights are saved; resume state is no longer needed
+    return sidecar
+
+
+def plot_loss_curve(curve: pd.DataFrame, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = list(curve["stage"].unique())
+    figure, axes = plt.subplots(1, max(1, len(stages)), figsize=(5 * max(1, len(stages)), 3.5), squeeze=False)
+    for axis, stage in zip(axes[0], stages):
+        part = curve[curve["stage"] == stage]
+        axis.plot(part["step"], part["loss"])
+        axis.set(title=f"{title}: {stage}", xlabel="step", ylabel="training loss")
+        if (part["loss"] > 0).all():
+            axis.set_yscale("log")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def synthetic_counts(
+    classes: list[str], real_counts: Mapping[str, int], trained: list[str], per_class: int | None, ratio_to_real: float
+) -> dict[str, int]:
+    """How many records to sample per class: a fixed number, or a multiple of the real training count."""
+    return {
+        name: (per_class if per_class is not None else math.ceil(ratio_to_real * real_counts.get(name, 0)))
+        if name in trained else 0
+        for name in classes
+    }
+
+
+def sample_to_h5(
+    model_path: Path,
+    sidecar_path: Path,
+    real_h5: Path,
+    out_h5: Path,
+    *,
+    per_class: int | None,
+    ratio_to_real: float,
+    batch_size: int,
+    seed: int,
+    device: str = "auto",
+) -> dict[str, int]:
+    """Sample every trained class and write the records, in mV, as a synthetic set."""
+    meta = metadata(real_h5)
+    sidecar = json.loads(Path(sidecar_path).read_text())
+    classes = meta["classes"]
+    if sidecar["classes"] != classes:
+        raise PipelineError(f"{model_path}: trained on classes {sidecar['classes']}, but {real_h5} has {classes}")
+    torch_device = pick_device(device)
+    model = load_generator(model_path, torch_device)
+    counts = synthetic_counts(classes, meta["records_per_class"]["train"], sidecar["trained_classes"], per_class, ratio_to_real)
+    mean = np.asarray(meta["norm_mean"], np.float32)[:, None]
+    std = np.asarray(meta["norm_std"], np.float32)[:, None]
+    generator = torch.Generator(device=torch_device).manual_seed(seed)
+    source = f"{meta['dataset']}/{sidecar['generator']}"
+    with DatasetWriter(out_h5, meta["fs"] * meta["seconds"], ("synthetic",)) as writer:
+        for class_index, name in enumerate(classes):
+            for start in range(0, counts[name], batch_size):
+                n = min(batch_size, counts[name] - start)
+                y = torch.full((n,), class_index, dtype=torch.long, device=torch_device)
+                x = model.sample(y, generator).float().cpu().numpy() * std + mean  # back to mV
+                if not np.isfinite(x).all():
+                    raise PipelineError(f"{model_path}: sampling class {name} gave non-finite values; retrain it")
+                for i, record in enumerate(x):
+                    writer.append("synthetic", record, class_index, f"{name}-{start + i}", "", source)
+        writer.finish(
+            {
+                **{key: meta[key] for key in ("classes", "leads", "fs", "seconds", "units")},
+                "norm_mean": meta["norm_mean"], "norm_std": meta["norm_std"], "norm_count": meta["norm_count"],
+                "dataset": meta["dataset"],
+                "generator": sidecar["generator"],
+                "checkpoint_sha256": sidecar["checkpoint_sha256"],
+                "seed": seed,
+                "records_per_class": {"synthetic": counts},
+            }
+        )
+    log.info("%s: sampled %s", source, counts)
+    return counts

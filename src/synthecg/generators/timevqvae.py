@@ -1,0 +1,478 @@
+"""TimeVQVAE (Lee, Malacarne, Aune, AISTATS 2023) as a class-conditional generator of 12-lead ECG.
+
+Stage 1 is a VQ-VAE over the short-time Fourier transform (STFT) of each lead. The spectrogram is
+split into a low-frequency band (the lowest bin) and a high-frequency band (the other bins); each
+band has its own 2-D convolutional encoder over (frequency, time), its own codebook and its own
+decoder, whose output goes back to the time domain through the inverse STFT. The record is the sum
+of the two bands. Stage 2 is a bidirectional transformer (MaskGIT) prior per band, learnt on the
+frozen tokens: the LF prior sees the class token, the HF prior the class token and all LF tokens
+(the paper's "HF given LF"). Sampling decodes LF tokens, then HF tokens, by MaskGIT's iterative
+decoding with classifier-free guidance, and decodes both to the time domain.
+
+What we changed for 12-lead ECG: the real and imaginary parts of the 12 leads' spectrograms are
+the 24 input channels of each encoder (the authors' model takes the same layout, 2 per channel,
+but is tuned and evaluated on one channel); the encoders start wider (`init_channels`) so that the
+first layer is not a bottleneck for 24 channels; any record length works (the spectrogram's time
+axis is padded to a multiple of the downsampling factor and cropped back). The rest is simplified:
+GroupNorm residual blocks and SiLU instead of the authors' BatchNorm, weight norm and Snake, and
+a plain pre-norm transformer. The HF prior reads the LF tokens as a prefix of its sequence (the
+authors upsample the LF embeddings and concatenate them to the HF ones). Training masks a share
+cos(pi/2 r) of the tokens, as in MaskGIT (the authors' code keeps that share unmasked instead).
+
+This is our own implementation after the paper and the authors' code (github.com/ML4ITS/TimeVQVAE,
+configuration of September 2024): the PyPI `timevqvae` package needs Python >= 3.12 and drops
+multichannel evaluation.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthecg.errors import PipelineError
+from synthecg.generators.base import GeneratorModel, Stage
+
+BANDS = ("lf", "hf")
+
+
+@dataclass(frozen=True)
+class TimeVQVAEConfig:
+    # Stage 1: the VQ-VAE
+    batch_size: int = 128  # records per step, both stages (authors: 128 in stage 1, 256 in stage 2)
+    learning_rate: float = 1e-3  # stage 1 (authors: 1e-3)
+    steps: int = 50_000  # stage 1 steps (authors: 50k)
+    n_fft: int = 4  # STFT window; hop n_fft // 4, n_fft // 2 + 1 frequency bins (authors: 4)
+    lf_bins: int = 1  # lowest bins that make the LF band; the rest is HF (authors: bin 0 only)
+    init_channels: int = 32  # first encoder width, doubled per halving (ours for 24 inputs; authors: 4 for 2)
+    hidden_channels: int = 128  # widest layer and the size of a latent code (authors: hid_dim 128)
+    n_resnet_blocks: int = 2  # residual blocks after each down/upsampling (authors: 2)
+    lf_token_width: int = 8  # LF tokens along time, roughly (authors: downsampled_width lf 8)
+    hf_token_width: int = 32  # HF tokens along time per frequency bin, roughly (authors: hf 32)
+    codebook_size_lf: int = 32  # LF codes (authors: 32)
+    codebook_size_hf: int = 32  # HF codes (authors: 32)
+    codebook_decay: float = 0.8  # EMA decay of the codebooks (authors: 0.8)
+    commitment_weight: float = 1.0  # weight of the commitment loss (authors: 1)
+    dead_code_threshold: float = 0.01  # restart a code whose EMA usage falls below this (ours)
+    # Stage 2: the priors
+    prior_learning_rate: float = 1e-3  # stage 2 (authors: the same 1e-3)
+    prior_steps: int = 200_000  # stage 2 steps (authors: 200k)
+    prior_hidden_lf: int = 128  # LF transformer width (authors: 128)
+    prior_layers_lf: int = 4  # LF transformer layers (authors: 4)
+    prior_heads_lf: int = 2  # LF attention heads (authors: 2)
+    prior_hidden_hf: int = 32  # HF transformer width; small against overfitting (authors: 32)
+    prior_layers_hf: int = 1  # HF transformer layers (authors: 1)
+    prior_heads_hf: int = 1  # HF attention heads (authors: 1)
+    prior_ff_mult: int = 1  # MLP width = ff_mult x transformer width (authors: ff_mult 1)
+    prior_dropout: float = 0.3  # dropout on embeddings, attention and MLPs (authors: 0.3)
+    p_uncond: float = 0.2  # chance of the null class in training, for guidance (authors: 0.2)
+    # Sampling
+    sampling_steps: int = 10  # MaskGIT decoding iterations per band (authors: T 10)
+    choice_temperature: float = 4.0  # noise on the confidences that pick tokens to re-mask (authors: 4)
+    guidance_scale: float = 1.0  # classifier-free guidance; 1 = plain conditional (authors: 1)
+
+
+class ResBlock(nn.Module):
+    """Pre-norm residual block on [B, C, H, W]; a kernel of height 1 keeps bins independent."""
+
+    def __init__(self, channels: int, freq_kernel: int):
+        super().__init__()
+        padding = (freq_kernel // 2, 1)
+        self.block = nn.Sequential(
+            nn.GroupNorm(1, channels), nn.SiLU(), nn.Conv2d(channels, channels, (freq_kernel, 3), padding=padding),
+            nn.GroupNorm(1, channels), nn.SiLU(), nn.Conv2d(channels, channels, (freq_kernel, 3), padding=padding),
+        )
+
+    def forward(self, x):
+        return x + self.block(x)  # the skip keeps the amplitude that GroupNorm would remove
+
+
+def _widths(config: TimeVQVAEConfig, n_down: int) -> list[int]:
+    """Channels at full resolution and after each of the n_down halvings of time."""
+    return [min(config.init_channels * 2**i, config.hidden_channels) for i in range(n_down + 1)]
+
+
+class BandEncoder(nn.Module):
+    """Spectrogram band [B, 2 x leads, bins, frames] -> unit-norm latents [B, hidden, bins, frames / 2^n_down]."""
+
+    def __init__(self, config: TimeVQVAEConfig, in_channels: int, n_down: int, freq_kernel: int):
+        super().__init__()
+        widths, pad = _widths(config, n_down), freq_kernel // 2
+        layers = [nn.Conv2d(in_channels, widths[0], (freq_kernel, 3), padding=(pad, 1))]
+        for i in range(n_down):
+            layers.append(nn.Conv2d(widths[i], widths[i + 1], (freq_kernel, 4), stride=(1, 2), padding=(pad, 1)))
+            layers += [ResBlock(widths[i + 1], freq_kernel) for _ in range(config.n_resnet_blocks)]
+        layers += [nn.GroupNorm(1, widths[-1]), nn.SiLU(), nn.Conv2d(widths[-1], config.hidden_channels, 1)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        # Unit-norm latents, as the authors do: distances to the codes become cosine distances,
+        # which keeps every code in reach of the data.
+        return F.normalize(self.layers(x), dim=1)
+
+
+class BandDecoder(nn.Module):
+    """Latents [B, hidden, bins, frames'] -> spectrogram band [B, 2 x leads, bins, frames' x 2^n_up]."""
+
+    def __init__(self, config: TimeVQVAEConfig, out_channels: int, n_up: int, freq_kernel: int):
+        super().__init__()
+        widths, pad = _widths(config, n_up), freq_kernel // 2
+        layers = [nn.Conv2d(config.hidden_channels, widths[-1], (freq_kernel, 3), padding=(pad, 1))]
+        for i in reversed(range(n_up)):
+            layers += [ResBlock(widths[i + 1], freq_kernel) for _ in range(config.n_resnet_blocks)]
+            layers.append(
+                nn.ConvTranspose2d(widths[i + 1], widths[i], (freq_kernel, 4), stride=(1, 2), padding=(pad, 1))
+            )
+        layers += [
+            nn.GroupNorm(1, widths[0]), nn.SiLU(),
+            nn.Conv2d(widths[0], out_channels, (freq_kernel, 3), padding=(pad, 1)),
+        ]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.layers(z)
+
+
+class EMAQuantizer(nn.Module):
+    """Nearest-code quantiser whose codebook follows the encoder by exponential moving averages.
+
+    EMA rather than a learnt codebook with a codebook loss, as the authors do: the codes move to
+    the mean of their latents at a rate independent of the learning rate, and we restart dead
+    codes with latents of the batch (the first step thereby initialises the codebook from data).
+    The codebook lives in buffers, so it has no parameters for an optimiser.
+    """
+
+    def __init__(self, codebook_size: int, dim: int, decay: float, commitment_weight: float,
+                 dead_code_threshold: float):
+        super().__init__()
+        self.decay, self.commitment_weight, self.dead_code_threshold = decay, commitment_weight, dead_code_threshold
+        self.register_buffer("embed", F.normalize(torch.randn(codebook_size, dim), dim=1))
+        self.register_buffer("cluster_size", torch.zeros(codebook_size))  # EMA count of latents per code
+        self.register_buffer("embed_sum", torch.zeros(codebook_size, dim))  # EMA sum of latents per code
+
+    def forward(self, z):
+        """z [B, D, H, W] -> (straight-through codes [B, D, H, W], ids [B, H x W], commitment loss)."""
+        b, d, h, w = z.shape
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            flat = z.float().permute(0, 2, 3, 1).reshape(-1, d)
+            distances = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embed.T + self.embed.pow(2).sum(1)
+            ids = distances.argmin(1)
+            codes = F.embedding(ids, self.embed)
+            # Only a training step moves the codebook: an evaluation under no_grad must not.
+            if self.training and torch.is_grad_enabled():
+                self._update(flat.detach(), ids)
+            commitment = self.commitment_weight * F.mse_loss(flat, codes)
+            quantized = flat + (codes - flat).detach()  # straight-through: the decoder's gradient reaches the encoder
+        return quantized.reshape(b, h, w, d).permute(0, 3, 1, 2), ids.reshape(b, h * w), commitment
+
+    @torch.no_grad()
+    def _update(self, flat, ids):
+        size = len(self.embed)
+        # index_add_, not one_hot or bincount: those read the ids back to the host on CUDA.
+        counts = torch.zeros_like(self.cluster_size).index_add_(0, ids, torch.ones_like(flat[:, 0]))
+        self.cluster_size.lerp_(counts, 1 - self.decay)
+        self.embed_sum.lerp_(torch.zeros_like(self.embed_sum).index_add_(0, ids, flat), 1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + 1e-5) / (total + size * 1e-5) * total  # Laplace: no division by 0
+        self.embed.copy_(self.embed_sum / smoothed[:, None])
+        dead = (self.cluster_size < self.dead_code_threshold)[:, None]
+        restart = flat[torch.randint(len(flat), (size,), device=flat.device)]
+        self.embed.copy_(torch.where(dead, restart, self.embed))
+        self.embed_sum.copy_(torch.where(dead, restart, self.embed_sum))
+        self.cluster_size.copy_(torch.where(dead[:, 0], 1.0, self.cluster_size))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm bidirectional self-attention and MLP on [B, N, hidden]."""
+
+    def __init__(self, hidden: int, heads: int, ff_mult: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.attention_norm = nn.LayerNorm(hidden)
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.attention_out = nn.Linear(hidden, hidden)
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(hidden), nn.Linear(hidden, ff_mult * hidden), nn.GELU(),
+            nn.Linear(ff_mult * hidden, hidden), nn.Dropout(dropout),
+        )
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.attention_norm(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        x = x + self.attention_out(attended.transpose(1, 2).reshape(b, n, d))
+        return x + self.mlp(x)
+
+
+class TokenPrior(nn.Module):
+    """p(tokens | class, context tokens): logits [B, N, codebook] for token ids [B, N] (mask id = codebook).
+
+    The input sequence is [class token, context tokens (HF prior: all LF tokens), tokens]; attention
+    is bidirectional over all of it, and the logits come from the token positions.
+    """
+
+    def __init__(self, codebook_size, n_tokens, n_classes, hidden, layers, heads, ff_mult, dropout,
+                 context_codebook_size=0, n_context=0):
+        super().__init__()
+        if hidden % heads:
+            raise PipelineError(
+                f"config keys generators.timevqvae.prior_hidden_*: width {hidden} must be divisible by heads {heads}"
+            )
+        self.token_embedding = nn.Embedding(codebook_size + 1, hidden)  # + 1: the mask token
+        self.class_embedding = nn.Embedding(n_classes + 1, hidden)  # + 1: the null class
+        self.context_embedding = nn.Embedding(context_codebook_size, hidden) if n_context else None
+        self.position = nn.Parameter(0.02 * torch.randn(1, 1 + n_context + n_tokens, hidden))
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList([TransformerBlock(hidden, heads, ff_mult, dropout) for _ in range(layers)])
+        self.norm = nn.LayerNorm(hidden)
+        self.head = nn.Linear(hidden, codebook_size)
+
+    def forward(self, tokens, classes, context=None):
+        parts = [self.class_embedding(classes)[:, None]]
+        if self.context_embedding is not None:
+            parts.append(self.context_embedding(context))
+        parts.append(self.token_embedding(tokens))
+        h = self.dropout(torch.cat(parts, dim=1) + self.position)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h[:, -tokens.shape[1]:]))
+
+
+def _gumbel(shape, generator: torch.Generator, device) -> torch.Tensor:
+    """Gumbel(0, 1) noise drawn from `generator` only, so that a seed fixes the samples."""
+    uniform = torch.rand(shape, generator=generator, device=generator.device).to(device)
+    return -torch.log(-torch.log(uniform.clamp_min(1e-20)))
+
+
+class TimeVQVAE(GeneratorModel):
+    """Class-conditional TimeVQVAE on normalised records [B, leads, samples]."""
+
+    def __init__(self, config: TimeVQVAEConfig, n_classes: int, n_leads: int, n_samples: int):
+        super().__init__(config, n_classes, n_leads, n_samples)
+        n_bins = config.n_fft // 2 + 1
+        if config.n_fft < 4:
+            raise PipelineError(f"config key generators.timevqvae.n_fft: {config.n_fft} is below 4; use 4 or more")
+        if not 1 <= config.lf_bins < n_bins:
+            raise PipelineError(
+                f"config key generators.timevqvae.lf_bins: choose 1 to {n_bins - 1} for n_fft {config.n_fft}"
+            )
+        self.hop = config.n_fft // 4
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self.n_frames = self._stft(torch.zeros(1, n_leads, n_samples)).shape[-1]
+
+        rows = {"lf": config.lf_bins, "hf": n_bins - config.lf_bins}
+        widths = {"lf": config.lf_token_width, "hf": config.hf_token_width}
+        sizes = {"lf": config.codebook_size_lf, "hf": config.codebook_size_hf}
+        self.codebook_sizes = sizes
+        self.padded_frames, self.token_grid = {}, {}
+        encoders, decoders, quantizers = {}, {}, {}
+        for band in BANDS:
+            # Halve the time axis until about `width` tokens are left; pad frames to a multiple of 2^n.
+            n_down = max(1, round(math.log2(max(self.n_frames / widths[band], 1.0))))
+            factor = 2**n_down
+            self.padded_frames[band] = math.ceil(self.n_frames / factor) * factor
+            self.token_grid[band] = (rows[band], self.padded_frames[band] // factor)
+            freq_kernel = 1 if rows[band] == 1 else 3
+            encoders[band] = BandEncoder(config, 2 * n_leads, n_down, freq_kernel)
+            decoders[band] = BandDecoder(config, 2 * n_leads, n_down, freq_kernel)
+            quantizers[band] = EMAQuantizer(sizes[band], config.hidden_channels, config.codebook_decay,
+                                            config.commitment_weight, config.dead_code_threshold)
+        self.encoders, self.decoders = nn.ModuleDict(encoders), nn.ModuleDict(decoders)
+        self.quantizers = nn.ModuleDict(quantizers)
+
+        self.n_tokens = {band: rows * cols for band, (rows, cols) in self.token_grid.items()}
+        c = config
+        self.priors = nn.ModuleDict({
+            "lf": TokenPrior(sizes["lf"], self.n_tokens["lf"], n_classes, c.prior_hidden_lf, c.prior_layers_lf,
+                             c.prior_heads_lf, c.prior_ff_mult, c.prior_dropout),
+            "hf": TokenPrior(sizes["hf"], self.n_tokens["hf"], n_classes, c.prior_hidden_hf, c.prior_layers_hf,
+                             c.prior_heads_hf, c.prior_ff_mult, c.prior_dropout,
+                             context_codebook_size=sizes["lf"], n_context=self.n_tokens["lf"]),
+        })
+
+    # --- the time-frequency transform (float32: torch.stft/istft do not take bf16) ---
+
+    def _stft(self, x):
+        """x [B, leads, T] -> real spectrogram [B, 2 x leads, bins, frames] (real and imaginary per lead)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            b, leads, t = x.shape
+            spec = torch.stft(x.float().reshape(b * leads, t), self.config.n_fft, hop_length=self.hop,
+                              window=self.window.to(x.device), normalized=True, return_complex=True)
+            spec = torch.view_as_real(spec)  # [B x leads, bins, frames, 2]
+            return spec.reshape(b, leads, *spec.shape[1:]).permute(0, 1, 4, 2, 3).flatten(1, 2)
+
+    def _istft(self, spec):
+        """Real spectrogram [B, 2 x leads, bins, frames] -> x [B, leads, T].
+
+        torch.istft's own overlap-add, written out: torch.istft checks its window on the host,
+        a CUDA sync on every training step.
+        """
+        with torch.autocast(device_type=spec.device.type, enabled=False):
+            b, _, bins, frames = spec.shape
+            n_fft, hop, window = self.config.n_fft, self.hop, self.window.to(spec.device)
+            spec = spec.float().reshape(b * self.n_leads, 2, bins, frames)
+            columns = torch.fft.irfft(torch.complex(spec[:, 0], spec[:, 1]), n=n_fft, dim=1, norm="ortho")
+            length = n_fft + hop * (frames - 1)  # covers the centred record: hop <= n_fft // 2 + 1
+
+            def overlap_add(columns):  # [N, n_fft, frames] -> [N, length]
+                return F.fold(columns, (1, length), (1, n_fft), stride=(1, hop))[:, 0, 0]
+
+            signal = overlap_add(columns * window[:, None])
+            envelope = overlap_add((window**2)[None, :, None].expand(1, n_fft, frames))
+            keep = slice(n_fft // 2, n_fft // 2 + self.n_samples)  # undo stft's centring; crop before dividing
+            return (signal[:, keep] / envelope[:, keep]).reshape(b, self.n_leads, self.n_samples)
+
+    def _band(self, spec, band):
+        """The band's bins of a spectrogram [B, C, bins, frames]."""
+        lf_bins = self.config.lf_bins
+        return spec[:, :, :lf_bins] if band == "lf" else spec[:, :, lf_bins:]
+
+    def _band_to_time(self, band_spec, band):
+        """A band's bins [B, C, band bins, frames] -> its time-domain signal [B, leads, T] (other bins zero)."""
+        n_bins, lf_bins = self.config.n_fft // 2 + 1, self.config.lf_bins
+        padding = (0, 0, 0, n_bins - lf_bins) if band == "lf" else (0, 0, lf_bins, 0)
+        return self._istft(F.pad(band_spec.float(), padding))
+
+    def split_bands(self, x):
+        """x [B, leads, T] -> (x_lf, x_hf), each [B, leads, T]; they sum to x."""
+        spec = self._stft(x)
+        return tuple(self._band_to_time(self._band(spec, band), band) for band in BANDS)
+
+    # --- stage 1 ---
+
+    def _encode(self, spec, band):
+        """Spectrogram [B, C, bins, frames] -> the band's latents [B, hidden, rows, token columns]."""
+        band_spec = self._band(spec, band)
+        band_spec = F.pad(band_spec, (0, self.padded_frames[band] - self.n_frames))
+        return self.encoders[band](band_spec)
+
+    def _decode(self, z, band):
+        """Latents [B, hidden, rows, token columns] -> the band's time-domain signal [B, leads, T]."""
+        return self._band_to_time(self.decoders[band](z)[..., : self.n_frames], band)
+
+    def _vqvae_loss(self, x):
+        spec = self._stft(x)
+        loss = 0.0
+        for band in BANDS:
+            with torch.no_grad():
+                target = self._band_to_time(self._band(spec, band), band)
+            quantized, _, commitment = self.quantizers[band](self._encode(spec, band))
+            reconstruction = self._decode(quantized, band)
+            # As the authors: squared error on the smooth LF part, absolute error on the spiky HF part.
+            error = F.mse_loss if band == "lf" else F.l1_loss
+            loss = loss + error(reconstruction.float(), target) + commitment
+        return loss
+
+    @torch.no_grad()
+    def tokens(self, x):
+        """x [B, leads, T] -> {band: token ids [B, n_tokens]} from the frozen (eval-mode) VQ-VAE."""
+        stage1 = (self.encoders, self.quantizers)
+        modes = [modules.training for modules in stage1]
+        for modules in stage1:
+            modules.eval()
+        spec = self._stft(x)
+        tokens = {band: self.quantizers[band](self._encode(spec, band))[1] for band in BANDS}
+        for modules, mode in zip(stage1, modes):
+            modules.train(mode)
+        return tokens
+
+    @torch.no_grad()
+    def reconstruct(self, x):
+        """x [B, leads, T] -> its stage-1 reconstruction [B, leads, T] through the tokens."""
+        return sum(self._decode_tokens(ids, band) for band, ids in self.tokens(x).items()).float()
+
+    # --- stage 2 ---
+
+    def _masked_token_loss(self, tokens, classes, band, context=None):
+        """Cross-entropy on the masked positions, with a cosine-scheduled share of tokens masked."""
+        b, n = tokens.shape
+        # MaskGIT's schedule: the masked fraction is cos(pi/2 r), r ~ U(0, 1), at least one token.
+        n_masked = torch.ceil(torch.cos(torch.rand(b, device=tokens.device) * math.pi / 2) * n).clamp(min=1)
+        rank = torch.rand(b, n, device=tokens.device).argsort(1).argsort(1)  # a random order per record
+        masked = rank < n_masked[:, None]
+        inputs = torch.where(masked, self.codebook_sizes[band], tokens)
+        logits = self.priors[band](inputs, classes, context)
+        cross_entropy = F.cross_entropy(logits.float().transpose(1, 2), tokens, reduction="none")
+        return (cross_entropy * masked).sum() / masked.sum()  # a weighted mean: no host sync
+
+    def _prior_loss(self, x, y):
+        tokens = self.tokens(x)
+        null = torch.rand(len(y), device=y.device) < self.config.p_uncond  # classifier-free guidance
+        classes = torch.where(null, self.n_classes, y)
+        return (self._masked_token_loss(tokens["lf"], classes, "lf")
+                + self._masked_token_loss(tokens["hf"], classes, "hf", context=tokens["lf"]))
+
+    # --- the interface ---
+
+    def training_plan(self) -> list[Stage]:
+        c = self.config
+        return [Stage("vqvae", c.steps, c.learning_rate), Stage("prior", c.prior_steps, c.prior_learning_rate)]
+
+    def stage_parameters(self, stage: str):
+        if stage == "vqvae":  # the codebooks are EMA buffers, not parameters
+            return [*self.encoders.parameters(), *self.decoders.parameters()]
+        if stage == "prior":
+            return list(self.priors.parameters())
+        raise ValueError(f"TimeVQVAE has stages 'vqvae' and 'prior', not {stage!r}")
+
+    def loss(self, x, y, stage):
+        """Scalar loss of a batch x [B, leads, T] (normalised), y [B], for stage 'vqvae' or 'prior'."""
+        if stage == "vqvae":
+            return self._vqvae_loss(x)
+        if stage == "prior":
+            return self._prior_loss(x, y)
+        raise ValueError(f"TimeVQVAE has stages 'vqvae' and 'prior', not {stage!r}")
+
+    @torch.no_grad()
+    def sample(self, y, generator):
+        """Records [len(y), leads, T] (float32) of classes y, all randomness drawn from `generator`."""
+        was_training = self.training
+        self.eval()  # no dropout: it would draw from the global random stream
+        try:
+            y = y.to(self.window.device)
+            tokens_lf = self._iterative_decoding(y, generator, "lf")
+            tokens_hf = self._iterative_decoding(y, generator, "hf", context=tokens_lf)
+            x = self._decode_tokens(tokens_lf, "lf") + self._decode_tokens(tokens_hf, "hf")
+        finally:
+            self.train(was_training)
+        return x.float()
+
+    def _decode_tokens(self, ids, band):
+        """Token ids [B, n_tokens] -> the band's time-domain signal [B, leads, T]."""
+        rows, columns = self.token_grid[band]
+        codes = F.embedding(ids, self.quantizers[band].embed)  # [B, n_tokens, hidden]
+        return self._decode(codes.transpose(1, 2).reshape(len(ids), -1, rows, columns), band)
+
+    def _guided_logits(self, tokens, y, band, context):
+        logits = self.priors[band](tokens, y, context).float()
+        scale = self.config.guidance_scale
+        if scale == 1.0:  # plain conditional: skip the unconditional pass
+            return logits
+        unconditional = self.priors[band](tokens, torch.full_like(y, self.n_classes), context).float()
+        return unconditional + scale * (logits - unconditional)
+
+    def _iterative_decoding(self, y, generator, band, context=None):
+        """MaskGIT decoding: start all masked; each step sample every masked token, keep the most
+        confident ones and re-mask the rest, fewer each step along the cosine schedule."""
+        n, mask_id, steps = self.n_tokens[band], self.codebook_sizes[band], self.config.sampling_steps
+        tokens = torch.full((len(y), n), mask_id, dtype=torch.long, device=y.device)
+        n_unknown = n
+        for step in range(steps):
+            logits = self._guided_logits(tokens, y, band, context)
+            unknown = tokens == mask_id
+            sampled = (logits + _gumbel(logits.shape, generator, y.device)).argmax(-1)  # Gumbel-max = categorical
+            sampled = torch.where(unknown, sampled, tokens)
+            ratio = (step + 1) / steps
+            n_mask = min(math.floor(n * math.cos(math.pi / 2 * ratio)), n_unknown - 1)
+            if n_mask <= 0:  # the last step, or too few tokens left: keep everything
+                tokens = sampled
+                break
+            probability = logits.softmax(-1).gather(-1, sampled[..., None])[..., 0]
+            # Noisy confidence, the noise fading over the steps (MaskGIT's choice temperature).
+            noise = self.config.choice_temperature * (1 - ratio) * _gumbel(probability.shape, generator, y.device)
+            confidence = torch.where(unknown, torch.log(probability.clamp_min(1e-20)) + noise, math.inf)
+            remask = torch.zeros_like(unknown).scatter(1, confidence.topk(n_mask, dim=1, largest=False).indices, True)
+            tokens = torch.where(remask, mask_id, sampled)
+            n_unknown = n_mask
+        return tokens

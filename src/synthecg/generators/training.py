@@ -1,0 +1,194 @@
+"""The one training loop every generator shares: device, precision, checkpoints, resume.
+
+CUDA with bf16 autocast when there is a GPU, the CPU otherwise, through the same code. The
+loop keeps losses on the device and reads them back once every `log_every` steps, the only
+host sync, where it also checks for NaN and, every `checkpoint_every` steps, saves a plain
+checkpoint (state_dicts, RNG states, step, loss history). A restarted job resumes from that
+checkpoint when it was made with the same settings, and continues the same random streams,
+so on the CPU an interrupted and resumed run ends with the same weights as an uninterrupted one.
+"""
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthecg.errors import PipelineError
+from synthecg.generators.base import GeneratorModel, build
+from synthecg.io import partial_path
+
+log = logging.getLogger("synthecg")
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise PipelineError("config key generators.training.device: 'cuda' asked for, but no GPU is visible")
+    return torch.device(requested)
+
+
+@dataclass
+class TrainingLog:
+    """What a run leaves besides the weights: the loss curve and how it was made."""
+
+    history: list[dict] = field(default_factory=list)  # {"stage", "step", "loss"}
+    wall_time_s: float = 0.0
+    device: str = ""
+    resumed_from: dict | None = None
+
+
+def save_atomically(payload: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = partial_path(path)
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def train(
+    model: GeneratorModel,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    *,
+    seed: int,
+    checkpoint_path: Path,
+    fingerprint: str,
+    checkpoint_every: int = 500,
+    log_every: int = 50,
+    device: torch.device | None = None,
+    name: str = "generator",
+    bf16: bool | None = None,
+) -> TrainingLog:
+    """Train `model` stage by stage on normalised records [N, leads, T] with labels [N].
+
+    `bf16` (default: on CUDA only) runs the forward pass under bfloat16 autocast.
+    """
+    device = device or pick_device()
+    torch.manual_seed(seed)
+    model.to(device)
+    x = torch.from_numpy(np.ascontiguousarray(train_x, dtype=np.float32)).to(device)
+    y = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
+    model.prepare(x, y)
+    record = TrainingLog(device=str(device))
+    start_stage, start_step, saved = 0, 0, None
+    if checkpoint_path.exists():
+        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            start_stage, start_step = saved["stage_index"], saved["step"]
+            record.history = saved["history"]
+            record.resumed_from = {"stage_index": start_stage, "step": start_step}
+            torch.set_rng_state(saved["rng_cpu"])
+            if device.type == "cuda" and saved.get("rng_cuda") is not None:
+                torch.cuda.set_rng_state(saved["rng_cuda"])
+            log.info("%s: resuming from %s at stage %d, step %d", name, checkpoint_path, start_stage, start_step)
+        else:
+            log.info("%s: %s was made with other settings; starting afresh", name, checkpoint_path)
+            saved = None
+
+    started = time.perf_counter()
+    use_bf16 = device.type == "cuda" if bf16 is None else bf16
+    plan = model.training_plan()
+    for stage_index, stage in enumerate(plan):
+        if stage_index < start_stage:
+            continue
+        parameters = list(model.stage_parameters(stage.name))
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+        optimizer = torch.optim.AdamW(parameters, lr=stage.learning_rate, weight_decay=0.0)
+        batches = torch.Generator().manual_seed(seed * 1_000 + stage_index)  # which records each step sees
+        first_step = 0
+        if saved is not None and stage_index == start_stage:
+            optimizer.load_state_dict(saved["optimizer"])
+            batches.set_state(saved["batch_rng"])
+            first_step = start_step
+        model.train()
+        window = torch.zeros((), device=device)
+        window_steps = 0
+        last_good = first_step
+        for step in range(first_step, stage.steps):
+            index = torch.randint(len(x), (model.config.batch_size,), generator=batches).to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = model.loss(x[index], y[index], stage.name)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            window += loss.detach().float()
+            window_steps += 1
+            done = step + 1
+            if done % log_every and done % checkpoint_every and done != stage.steps:
+                continue
+            mean_loss = (window / window_steps).item()  # the one host sync per window
+            window.zero_()
+            window_steps = 0
+            if not math.isfinite(mean_loss):
+                raise PipelineError(
+                    f"{name}: the {stage.name} loss became {mean_loss} by step {done}; the last good "
+                    f"checkpoint (step {last_good}) is kept in {checkpoint_path}. Lower the learning "
+                    "rate or check the training data, then rerun to start again from it"
+                )
+            record.history.append({"stage": stage.name, "step": done, "loss": mean_loss})
+            log.info("%s: %s step %d/%d loss %.5f", name, stage.name, done, stage.steps, mean_loss)
+            if done % checkpoint_every == 0 or done == stage.steps:
+                finished_stage = done == stage.steps
+                save_atomically(
+                    {
+                        "fingerprint": fingerprint,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "stage_index": stage_index + 1 if finished_stage else stage_index,
+                        "step": 0 if finished_stage else done,
+                        "batch_rng": batches.get_state(),
+                        "rng_cpu": torch.get_rng_state(),
+                        "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+                        "history": record.history,
+                    },
+                    checkpoint_path,
+                )
+                last_good = done
+        saved = None
+    model.eval()
+    record.wall_time_s = time.perf_counter() - started
+    return record
+
+
+def save_generator(model: GeneratorModel, name: str, path: Path) -> None:
+    """The trained weights with what is needed to rebuild the model (a plain dict)."""
+    save_atomically(
+        {
+            "generator": name,
+            "config": asdict(model.config),
+            "n_classes": model.n_classes,
+            "n_leads": model.n_leads,
+            "n_samples": model.n_samples,
+            "model": model.state_dict(),
+        },
+        path,
+    )
+
+
+def load_generator(path: str | Path, device: torch.device | None = None) -> GeneratorModel:
+    from synthecg.generators.base import make_config
+
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location=device or "cpu", weights_only=False)
+    except Exception as error:
+        raise PipelineError(f"{path}: cannot load the generator ({error}); rerun its training")
+    config = make_config(saved["generator"], _tuples(saved["config"]))
+    model = build(saved["generator"], config, saved["n_classes"], saved["n_leads"], saved["n_samples"])
+    model.load_state_dict(saved["model"])
+    return model.to(device or "cpu").eval()
+
+
+def _tuples(config: dict) -> dict:
+    # Frozen dataclasses hold tuples; YAML and JSON give lists.
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in config.items()}

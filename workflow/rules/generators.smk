@@ -1,0 +1,59 @@
+# Generator stages: train each generator on each source dataset, then sample it.
+
+
+rule train_generator:
+    input:
+        h5="results/data/{source}.h5",
+    output:
+        model="results/generators/{source}/{generator}/model.pt",
+        sidecar="results/generators/{source}/{generator}/model.json",
+        curve_csv="results/generators/{source}/{generator}/loss.csv",
+        curve_png="results/generators/{source}/{generator}/loss.png",
+    log:
+        "results/logs/generators/{source}/{generator}.log",
+    benchmark:
+        "results/benchmarks/generators/{source}/{generator}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=config["generators"]["resources"]["mem_mb"],
+        runtime=config["generators"]["resources"]["runtime"],
+    params:
+        settings=generator_settings,
+        checkpoint=generator_checkpoint,
+        seed=config["generators"]["training"]["seed"],
+        checkpoint_every=config["generators"]["training"]["checkpoint_every"],
+        log_every=config["generators"]["training"]["log_every"],
+        device=config["generators"]["training"]["device"],
+        min_records_per_class=config["generators"]["min_records_per_class"],
+        on_small_class=config["generators"]["on_small_class"],
+    script:
+        "../scripts/train_generator.py"
+
+
+rule sample_synthetic:
+    input:
+        model="results/generators/{source}/{generator}/model.pt",
+        sidecar="results/generators/{source}/{generator}/model.json",
+        h5="results/data/{source}.h5",
+    output:
+        h5="results/synthetic/{source}/{generator}.h5",
+    log:
+        "results/logs/synthetic/{source}/{generator}.log",
+    benchmark:
+        "results/benchmarks/synthetic/{source}/{generator}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        per_class=config["sampling"]["per_class"],
+        ratio_to_real=config["sampling"]["ratio_to_real"],
+        batch_size=config["sampling"]["batch_size"],
+        seed=config["sampling"]["seed"],
+        device=config["generators"]["training"]["device"],
+    script:
+        "../scripts/sample_synthetic.py"

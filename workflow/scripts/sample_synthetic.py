@@ -1,0 +1,23 @@
+"""Rule sample_synthetic: synthetic records per class from one trained generator, in mV."""
+
+from pathlib import Path
+
+import torch
+
+from synthecg.generators.jobs import sample_to_h5
+from synthecg.logs import logged_job
+
+with logged_job(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    params = snakemake.params
+    sample_to_h5(
+        Path(snakemake.input.model),
+        Path(snakemake.input.sidecar),
+        Path(snakemake.input.h5),
+        Path(snakemake.output.h5),
+        per_class=params.per_class,
+        ratio_to_real=params.ratio_to_real,
+        batch_size=params.batch_size,
+        seed=params.seed,
+        device=params.device,
+    )
