@@ -11,12 +11,14 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generators.smk"
+include: "workflow/rules/classifiers.smk"
 
 
 rule all:
     input:
         preprocessed_files(),
         synthetic_files(),
+        classifier_files(),
 
 
 rule download:
@@ -37,3 +39,8 @@ rule generators:
 rule synthetic:
     input:
         synthetic_files(),
+
+
+rule classifiers:
+    input:
+        classifier_files(),

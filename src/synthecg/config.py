@@ -50,7 +50,13 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
 
 def _check_model_settings(config: dict) -> None:
     """Each generator's overrides must name fields of its config dataclass."""
+    from synthecg.classifier.resnet1d import make_classifier_config
     from synthecg.generators.base import make_config  # imports torch: only once the schema passed
+
+    try:
+        make_classifier_config(config.get("classifier", {}))
+    except TypeError as error:
+        raise PipelineError(f"config key classifier: {error}") from None
 
     generators = config.get("generators", {})
     for name in generators.get("names", []):

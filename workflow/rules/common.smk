@@ -18,9 +18,16 @@ PHYSIONET_CACHE = "results/physionet/files"
 GENERATORS = config["generators"]["names"]
 
 
+EXPERIMENTS = config["experiments"]
+
+
 wildcard_constraints:
     source="|".join(SOURCE_DATASETS),
+    dataset="|".join(DATASETS),
     generator="|".join(GENERATORS),
+    ratio=r"[0-9.]+",
+    fraction=r"[0-9.]+",
+    seed=r"\d+",
 
 
 def downloaded_files():
@@ -60,3 +67,25 @@ def generator_settings(wildcards):
 
 def generator_checkpoint(wildcards):
     return f"results/generators/{wildcards.source}/{wildcards.generator}/checkpoint.pt"
+
+
+def classifier_files():
+    """metrics.json of every cell of the experiment grid."""
+    common = dict(dataset=DATASETS, seed=EXPERIMENTS["seeds"])
+    run = "results/classifier/{dataset}/{experiment}/{generator}/{setting}/seed{seed}/metrics.json"
+    files = expand(run, experiment="real", generator="none", setting="all", **common)
+    for experiment, settings in [
+        ("augment", [f"r{r}" for r in EXPERIMENTS["augment_ratios"]]),
+        ("synthetic", ["all"]),
+        ("finetune", [f"f{f}" for f in EXPERIMENTS["finetune_fractions"]]),
+    ]:
+        files += expand(
+            run, experiment=experiment, generator=GENERATORS, setting=settings, **common
+        )
+    return files
+
+
+def synthetic_for(wildcards):
+    """The synthetic sets a dataset's classifiers use: the merged set takes both sources'."""
+    sources = SOURCE_DATASETS if wildcards.dataset == "merged" else [wildcards.dataset]
+    return [f"results/synthetic/{s}/{wildcards.generator}.h5" for s in sources]

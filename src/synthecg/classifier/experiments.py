@@ -1,0 +1,148 @@
+"""The study's four experiments: which records a classifier trains on, and scoring it.
+
+- `real`: the real training split;
+- `augment`: the real training split plus `ratio` x (real count) synthetic records per class;
+- `synthetic`: synthetic records only, tested on real (TSTR); its model is the pretrained one;
+- `finetune`: the `synthetic` model, fine-tuned on a stratified fraction of the real training
+  split; the fractions are nested (the 10 % subset holds the 5 % one) for a given seed.
+
+Every run validates on the real validation split (early stopping) and is scored on the same
+real test split. Synthetic records (stored in mV) are normalised with the real set's statistics.
+"""
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthecg.classifier.resnet1d import ClassifierConfig, ResNet1d, make_classifier_config
+from synthecg.classifier.training import fit, predict_probabilities
+from synthecg.data.store import load_split, metadata
+from synthecg.errors import PipelineError
+from synthecg.evaluation.metrics import classification_metrics
+from synthecg.generators.training import pick_device, save_atomically
+from synthecg.io import write_json_atomically
+
+log = logging.getLogger("synthecg")
+EXPERIMENTS = ("real", "augment", "synthetic", "finetune")
+
+
+def load_synthetic(paths: Sequence[Path], real_meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """The union of synthetic sets, normalised with the real set's training statistics."""
+    mean = np.asarray(real_meta["norm_mean"], np.float32)[None, :, None]
+    std = np.asarray(real_meta["norm_std"], np.float32)[None, :, None]
+    xs, ys = [], []
+    for path in paths:
+        meta = metadata(path)
+        for key in ("classes", "leads", "fs", "seconds"):
+            if meta[key] != real_meta[key]:
+                raise PipelineError(f"{path}: its {key} {meta[key]} differ from the real data's {real_meta[key]}")
+        part = load_split(path, "synthetic")
+        xs.append((part["x"] - mean) / std)
+        ys.append(part["y"])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def per_class_take(y: np.ndarray, counts: Mapping[int, int], seed: int) -> np.ndarray:
+    """Indices of `counts[c]` records of each class c, in a seeded order (all there are, if fewer)."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c, n in sorted(counts.items()):
+        pool = np.flatnonzero(y == c)
+        if n > len(pool):
+            log.warning("class %d: %d records asked for, only %d available; using all", c, n, len(pool))
+        chosen.append(rng.permutation(pool)[:n])
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)
+
+
+def augmentation_indices(real_y: np.ndarray, synthetic_y: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """round(ratio x real count) synthetic records of each class."""
+    counts = {int(c): round(ratio * int((real_y == c).sum())) for c in np.unique(real_y)}
+    return per_class_take(synthetic_y, counts, seed)
+
+
+def nested_fraction_indices(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A stratified fraction of the records: per class, a prefix of one seeded order, so that a
+    larger fraction always contains a smaller one. At least one record per class when f > 0."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(y):
+        pool = rng.permutation(np.flatnonzero(y == c))
+        n = 0 if fraction == 0 else max(1, math.ceil(fraction * len(pool) - 1e-9))
+        chosen.append(pool[:n])
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)
+
+
+def run_experiment(
+    experiment: str,
+    real_h5: Path,
+    out_metrics: Path,
+    *,
+    config: ClassifierConfig,
+    seed: int,
+    synthetic_h5: Sequence[Path] = (),
+    ratio: float | None = None,
+    fraction: float | None = None,
+    pretrained: Path | None = None,
+    out_model: Path | None = None,
+    device: str = "auto",
+    extra: Mapping | None = None,
+) -> dict:
+    if experiment not in EXPERIMENTS:
+        raise PipelineError(f"unknown experiment {experiment!r}; choose from {EXPERIMENTS}")
+    meta = metadata(real_h5)
+    classes = meta["classes"]
+    train, val, test = (load_split(real_h5, split, normalised=True) for split in ("train", "val", "test"))
+    torch_device = pick_device(device)
+    torch.manual_seed(seed)
+    model = ResNet1d(config, train["x"].shape[1], len(classes))
+    learning_rate = config.learning_rate
+    if experiment == "real":
+        x, y = train["x"], train["y"]
+    elif experiment == "augment":
+        syn_x, syn_y = load_synthetic(synthetic_h5, meta)
+        index = augmentation_indices(train["y"], syn_y, ratio, seed)
+        x, y = np.concatenate([train["x"], syn_x[index]]), np.concatenate([train["y"], syn_y[index]])
+    elif experiment == "synthetic":
+        x, y = load_synthetic(synthetic_h5, meta)
+    else:  # finetune
+        saved = torch.load(pretrained, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        index = nested_fraction_indices(train["y"], fraction, seed)
+        x, y = train["x"][index], train["y"][index]
+        learning_rate = config.finetune_learning_rate
+    if len(y) == 0 and experiment != "finetune":
+        raise PipelineError(f"{real_h5}: no training records for the {experiment} experiment")
+    if len(y):
+        result = fit(model, x, y, val["x"], val["y"], config, learning_rate=learning_rate, seed=seed, device=torch_device)
+        fit_summary = {"epochs": result.epochs, "best_epoch": result.best_epoch,
+                       "best_val_macro_f1": result.best_val_macro_f1, "stopped_by": result.stopped_by,
+                       "wall_time_s": round(result.wall_time_s, 3), "history": result.history}
+    else:  # fraction 0: the pretrained model as it is
+        model.to(torch_device)
+        fit_summary = {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None,
+                       "stopped_by": "fraction 0: pretrained model, not fine-tuned", "wall_time_s": 0.0, "history": []}
+    metrics = classification_metrics(test["y"], predict_probabilities(model, test["x"], torch_device), classes)
+    metrics.update(fit_summary)
+    metrics.update({
+        "experiment": experiment, "dataset": meta["dataset"], "seed": seed, "device": str(torch_device),
+        "train_records_per_class": {name: int((y == i).sum()) for i, name in enumerate(classes)},
+        "classifier": asdict(config), **(extra or {}),
+    })
+    if out_model is not None:
+        save_atomically({"model": model.state_dict(), "config": asdict(config), "classes": classes,
+                         "n_leads": int(train["x"].shape[1])}, out_model)
+    write_json_atomically(metrics, out_metrics)
+    return metrics
+
+
+def load_classifier(path: Path, device: torch.device | None = None) -> ResNet1d:
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    config = replace(ClassifierConfig(), **{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+    model = ResNet1d(config, saved["n_leads"], len(saved["classes"]))
+    model.load_state_dict(saved["model"])
+    return model.to(device or "cpu").eval()

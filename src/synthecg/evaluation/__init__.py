@@ -1,0 +1,1 @@
+"""Scoring classifiers and comparing synthetic with real ECG."""

@@ -1,0 +1,67 @@
+"""Classification metrics, with undefined values reported as missing with their reason.
+
+Macro averages run over the classes present in the test split: a class with no test record
+has no recall, so its F1 and AUROC are listed under `missing` instead of counted as 0.
+"""
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+
+def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, classes: list[str]) -> dict:
+    """y_true [N] class indices, probabilities [N, classes] -> the metrics of metrics.json."""
+    y_true = np.asarray(y_true)
+    y_pred = probabilities.argmax(axis=1)
+    present = sorted(set(y_true.tolist()))
+    missing = {}
+    if not present:
+        reason = "the test split is empty"
+        empty = {key: None for key in ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall",
+                                       "macro_f1", "macro_auroc")}
+        per_class = {name: None for name in classes}
+        return {"classes": classes, "n_test": 0, "macro_over_classes": [], **empty,
+                "per_class_f1": per_class, "per_class_auroc": dict(per_class),
+                "confusion_matrix": [[0] * len(classes) for _ in classes],
+                "missing": {**{key: reason for key in empty},
+                            **{f"per_class_{m}.{name}": reason for m in ("f1", "auroc") for name in classes}}}
+    for index, name in enumerate(classes):
+        if index not in present:
+            reason = f"class {name} has no record in the test split"
+            missing[f"per_class_f1.{name}"] = reason
+            missing[f"per_class_auroc.{name}"] = reason
+    per_class_f1 = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    metrics = {
+        "classes": classes,
+        "n_test": int(len(y_true)),
+        "macro_over_classes": [classes[i] for i in present],
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "macro_precision": float(precision_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "macro_recall": float(recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "per_class_f1": {name: None for name in classes},
+        "per_class_auroc": {name: None for name in classes},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=list(range(len(classes)))).tolist(),
+    }
+    for index, value in zip(present, per_class_f1):
+        metrics["per_class_f1"][classes[index]] = float(value)
+    if len(present) < 2:
+        missing["macro_auroc"] = "fewer than two classes in the test split: AUROC is undefined"
+        metrics["macro_auroc"] = None
+    else:
+        aurocs = []
+        for index in present:  # one class against the rest
+            score = float(roc_auc_score(y_true == index, probabilities[:, index]))
+            metrics["per_class_auroc"][classes[index]] = score
+            aurocs.append(score)
+        metrics["macro_auroc"] = float(np.mean(aurocs))
+    metrics["missing"] = missing
+    return metrics
+

@@ -1,0 +1,70 @@
+"""The classifier experiments through the Snakemake CLI on the mirror, and what reruns after a change."""
+
+import json
+import re
+
+import pytest
+
+from conftest import run_snakemake, write_config
+from test_workflow_generators import TINY_GENERATORS
+
+pytestmark = pytest.mark.integration
+
+GENERATORS = {**TINY_GENERATORS, "names": ["diffwave"]}
+EXPERIMENTS = {"seeds": [0], "augment_ratios": [0.5, 2], "finetune_fractions": [0, 1.0], "device": "auto"}
+CLASSIFIER = {"filters": [4, 8, 8], "batch_size": 8, "max_epochs": 2, "patience": 1}
+
+
+def configure(workdir, mirror, **changes):
+    settings = dict(physionet_url=str(mirror), max_records_per_class=5, generators=GENERATORS,
+                    sampling={"per_class": 4, "ratio_to_real": 2.0, "batch_size": 4, "seed": 0},
+                    classifier=CLASSIFIER, experiments=EXPERIMENTS)
+    write_config(workdir, **{**settings, **changes})
+
+
+def planned_jobs(workdir) -> dict[str, int]:
+    """Job counts per rule of a dry run of `classifiers` (the 'Job stats' table)."""
+    output = run_snakemake(workdir, "classifiers", "--dry-run").stdout
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, re.M) if rule != "total"}
+
+
+def cells(seeds, ratios, fractions, generators=1, datasets=3):
+    return {"classifier_real": datasets * len(seeds),
+            "classifier_augment": datasets * len(seeds) * generators * len(ratios),
+            "classifier_synthetic": datasets * len(seeds) * generators,
+            "classifier_finetune": datasets * len(seeds) * generators * len(fractions)}
+
+
+def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror, tmp_path):
+    configure(tmp_path, mirror)
+    run_snakemake(tmp_path, "classifiers")
+    runs = sorted((tmp_path / "results/classifier").glob("*/*/*/*/seed*/metrics.json"))
+    names = {str(p.relative_to(tmp_path / "results/classifier").parent) for p in runs}
+    assert len(runs) == sum(cells([0], [0.5, 2], [0, 1.0]).values())
+    for dataset in ("ptbxl", "chapman", "merged"):
+        assert f"{dataset}/real/none/all/seed0" in names
+        for generator in ("diffwave",):
+            assert {f"{dataset}/augment/{generator}/r{r}/seed0" for r in (0.5, 2)} <= names
+            assert {f"{dataset}/finetune/{generator}/f{f}/seed0" for f in (0, 1.0)} <= names
+    metrics = json.loads((tmp_path / "results/classifier/merged/augment/diffwave/r2/seed0/metrics.json").read_text())
+    for key in ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auroc",
+                "per_class_f1", "confusion_matrix", "epochs", "wall_time_s", "missing"):
+        assert key in metrics
+    # The merged set is augmented with both sources' samples (4 per trained class each).
+    real = json.loads((tmp_path / "results/classifier/merged/real/none/all/seed0/metrics.json").read_text())
+    added = {c: metrics["train_records_per_class"][c] - real["train_records_per_class"][c] for c in real["classes"]}
+    assert all(n <= 2 * real["train_records_per_class"][c] for c, n in added.items()) and sum(added.values()) > 0
+    # Chapman has no SR record at all: the metric is missing, with its reason, not 0.
+    chapman = json.loads((tmp_path / "results/classifier/chapman/real/none/all/seed0/metrics.json").read_text())
+    assert chapman["per_class_f1"]["SR"] is None and chapman["missing"]["per_class_f1.SR"]
+    fraction_zero = json.loads((tmp_path / "results/classifier/ptbxl/finetune/diffwave/f0/seed0/metrics.json").read_text())
+    pretrained = json.loads((tmp_path / "results/classifier/ptbxl/synthetic/diffwave/all/seed0/metrics.json").read_text())
+    assert fraction_zero["accuracy"] == pretrained["accuracy"] and fraction_zero["epochs"] == 0
+
+    assert planned_jobs(tmp_path) == {}  # nothing is stale
+    configure(tmp_path, mirror, classifier={**CLASSIFIER, "max_epochs": 3})
+    assert planned_jobs(tmp_path) == {**cells([0], [0.5, 2], [0, 1.0]), "classifiers": 1}
+    configure(tmp_path, mirror, experiments={**EXPERIMENTS, "seeds": [0, 1]})
+    assert planned_jobs(tmp_path) == {**cells([1], [0.5, 2], [0, 1.0]), "classifiers": 1}
+    configure(tmp_path, mirror, experiments={**EXPERIMENTS, "augment_ratios": [0.5, 2, 1]})
+    assert planned_jobs(tmp_path) == {"classifier_augment": 3, "classifiers": 1}

@@ -1,0 +1,94 @@
+# Classifier experiments: real, augment, synthetic (the pretrained model) and finetune.
+
+
+rule classifier_real:
+    input:
+        real="results/data/{dataset}.h5",
+    output:
+        metrics="results/classifier/{dataset}/real/none/all/seed{seed}/metrics.json",
+        model="results/classifier/{dataset}/real/none/all/seed{seed}/model.pt",
+    log:
+        "results/logs/classifier/{dataset}/real/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/real/seed{seed}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        experiment="real",
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifier_augment:
+    input:
+        real="results/data/{dataset}.h5",
+        synthetic=synthetic_for,
+    output:
+        metrics="results/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}/metrics.json",
+    log:
+        "results/logs/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        experiment="augment",
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifier_synthetic:
+    input:
+        real="results/data/{dataset}.h5",
+        synthetic=synthetic_for,
+    output:
+        metrics="results/classifier/{dataset}/synthetic/{generator}/all/seed{seed}/metrics.json",
+        model="results/classifier/{dataset}/synthetic/{generator}/all/seed{seed}/model.pt",
+    log:
+        "results/logs/classifier/{dataset}/synthetic/{generator}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/synthetic/{generator}/seed{seed}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        experiment="synthetic",
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifier_finetune:
+    input:
+        real="results/data/{dataset}.h5",
+        pretrained="results/classifier/{dataset}/synthetic/{generator}/all/seed{seed}/model.pt",
+    output:
+        metrics="results/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}/metrics.json",
+    log:
+        "results/logs/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        experiment="finetune",
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"

@@ -1,0 +1,30 @@
+"""Rules classifier_*: train and score one classifier of the experiment grid."""
+
+from pathlib import Path
+
+import torch
+
+from synthecg.classifier.experiments import run_experiment
+from synthecg.classifier.resnet1d import make_classifier_config
+from synthecg.logs import logged_job
+
+with logged_job(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    wildcards, params = snakemake.wildcards, snakemake.params
+    inputs, outputs = snakemake.input, snakemake.output
+    metrics = run_experiment(
+        params.experiment,
+        Path(inputs.real),
+        Path(outputs.metrics),
+        config=make_classifier_config(params.classifier),
+        seed=int(wildcards.seed),
+        synthetic_h5=[Path(p) for p in inputs.get("synthetic", [])],
+        ratio=float(wildcards.ratio) if "ratio" in wildcards.keys() else None,
+        fraction=float(wildcards.fraction) if "fraction" in wildcards.keys() else None,
+        pretrained=Path(inputs.pretrained) if "pretrained" in inputs.keys() else None,
+        out_model=Path(outputs.model) if "model" in outputs.keys() else None,
+        device=params.device,
+        extra={"generator": wildcards.get("generator", "none")},
+    )
+    log.info("macro-F1 %.3f, accuracy %.3f on %d test records", metrics.get("macro_f1", float("nan")),
+             metrics.get("accuracy", float("nan")), metrics["n_test"])
