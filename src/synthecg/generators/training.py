@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from synthecg.errors import PipelineError
-from synthecg.generators.base import GeneratorModel, build
+from synthecg.generators.base import GeneratorModel, build, make_config
 from synthecg.io import partial_path
 
 log = logging.getLogger("synthecg")
@@ -176,8 +176,6 @@ def save_generator(model: GeneratorModel, name: str, path: Path) -> None:
 
 
 def load_generator(path: str | Path, device: torch.device | None = None) -> GeneratorModel:
-    from synthecg.generators.base import make_config
-
     path = Path(path)
     try:
         saved = torch.load(path, map_location=device or "cpu", weights_only=False)
