@@ -12,6 +12,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generators.smk"
 include: "workflow/rules/classifiers.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
@@ -19,6 +20,7 @@ rule all:
         preprocessed_files(),
         synthetic_files(),
         classifier_files(),
+        fidelity_files(),
 
 
 rule download:
@@ -44,3 +46,8 @@ rule synthetic:
 rule classifiers:
     input:
         classifier_files(),
+
+
+rule fidelity:
+    input:
+        fidelity_files(),

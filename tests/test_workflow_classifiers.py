@@ -61,6 +61,12 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     pretrained = json.loads((tmp_path / "results/classifier/ptbxl/synthetic/diffwave/all/seed0/metrics.json").read_text())
     assert fraction_zero["accuracy"] == pretrained["accuracy"] and fraction_zero["epochs"] == 0
 
+    run_snakemake(tmp_path, "fidelity")
+    for dataset in ("ptbxl", "chapman", "merged"):
+        report = json.loads((tmp_path / f"results/fidelity/{dataset}/diffwave.json").read_text())
+        assert report["fid"] >= 0 and 0 <= report["discriminative_accuracy"] <= 1
+        assert report["generator"] == "diffwave" and report["n_synthetic"] > 0
+        assert set(report["amplitude_mv"]) == set(report["log_power_spectrum_mean_abs_difference"])
     assert planned_jobs(tmp_path) == {}  # nothing is stale
     configure(tmp_path, mirror, classifier={**CLASSIFIER, "max_epochs": 3})
     assert planned_jobs(tmp_path) == {**cells([0], [0.5, 2], [0, 1.0]), "classifiers": 1}

@@ -89,3 +89,21 @@ def synthetic_for(wildcards):
     """The synthetic sets a dataset's classifiers use: the merged set takes both sources'."""
     sources = SOURCE_DATASETS if wildcards.dataset == "merged" else [wildcards.dataset]
     return [f"results/synthetic/{s}/{wildcards.generator}.h5" for s in sources]
+
+
+def fidelity_files():
+    return expand(
+        "results/fidelity/{dataset}/{generator}.json",
+        dataset=DATASETS,
+        generator=GENERATORS,
+    )
+
+
+def real_classifier_model(wildcards):
+    """The classifier trained on real data only (first seed): its features embed records for FID and MMD."""
+    return f"results/classifier/{wildcards.dataset}/real/none/all/seed{EXPERIMENTS['seeds'][0]}/model.pt"
+
+
+def tstr_metrics(wildcards):
+    seed = EXPERIMENTS["seeds"][0]
+    return f"results/classifier/{wildcards.dataset}/synthetic/{wildcards.generator}/all/seed{seed}/metrics.json"
