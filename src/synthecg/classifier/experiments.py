@@ -13,7 +13,7 @@ real test split. Synthetic records (stored in mV) are normalised with the real s
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +142,7 @@ def run_experiment(
 
 def load_classifier(path: Path, device: torch.device | None = None) -> ResNet1d:
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    config = replace(ClassifierConfig(), **{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()})
+    config = make_classifier_config(saved["config"])
     model = ResNet1d(config, saved["n_leads"], len(saved["classes"]))
     model.load_state_dict(saved["model"])
     return model.to(device or "cpu").eval()
