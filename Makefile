@@ -1,4 +1,4 @@
-# Two entry points: `make run` (the pipeline, default config.yaml) and `make test`.
+# Two entry points: `make run` (the pipeline, default config.yaml, then its report) and `make test`.
 # Both create the virtual environment in .venv on first use.
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -13,8 +13,10 @@ $(VENV)/installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
+# The run ends with the HTML report of whatever the run built (results/report.html).
 run: $(VENV)/installed
 	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(VENV)/bin/snakemake $(SNAKEMAKE_ARGS) --report results/report.html
 
 test: $(VENV)/installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -8,11 +8,15 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/generators.smk"
 include: "workflow/rules/classifiers.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -21,6 +25,8 @@ rule all:
         synthetic_files(),
         classifier_files(),
         fidelity_files(),
+        table_files(),
+        plot_files(),
 
 
 rule download:
@@ -51,3 +57,13 @@ rule classifiers:
 rule fidelity:
     input:
         fidelity_files(),
+
+
+rule tables:
+    input:
+        table_files(),
+
+
+rule plots:
+    input:
+        plot_files(),

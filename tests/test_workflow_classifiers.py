@@ -3,6 +3,7 @@
 import json
 import re
 
+import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
@@ -61,12 +62,31 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     pretrained = json.loads((tmp_path / "results/classifier/ptbxl/synthetic/diffwave/all/seed0/metrics.json").read_text())
     assert fraction_zero["accuracy"] == pretrained["accuracy"] and fraction_zero["epochs"] == 0
 
-    run_snakemake(tmp_path, "fidelity")
+    run_snakemake(tmp_path, "all")
     for dataset in ("ptbxl", "chapman", "merged"):
         report = json.loads((tmp_path / f"results/fidelity/{dataset}/diffwave.json").read_text())
-        assert report["fid"] >= 0 and 0 <= report["discriminative_accuracy"] <= 1
+        scores = report["by_seed"]["0"]
+        assert scores["fid"] >= 0 and 0 <= scores["discriminative_accuracy"] <= 1
         assert report["generator"] == "diffwave" and report["n_synthetic"] > 0
         assert set(report["amplitude_mv"]) == set(report["log_power_spectrum_mean_abs_difference"])
+        assert report["heart_rate_bpm"] and all("wasserstein_bpm" in c for c in report["heart_rate_bpm"].values())
+    tables = tmp_path / "results/tables"
+    augmentation = pd.read_csv(tables / "augmentation.csv")
+    assert list(augmentation.generator) == ["real only", "diffwave", "diffwave"]
+    assert augmentation["ptbxl/macro_f1/n"].tolist() == [1, 1, 1]
+    transfer = pd.read_csv(tables / "transfer.csv")
+    assert set(zip(transfer.generator, transfer.fraction)) == {("diffwave", 0.0), ("diffwave", 1.0), ("real only", 1.0)}
+    fidelity = pd.read_csv(tables / "fidelity.csv")
+    assert list(zip(fidelity.dataset, fidelity.generator)) == [(d, "diffwave") for d in ("ptbxl", "chapman", "merged")]
+    assert (tables / "fidelity.md").read_text().startswith("| dataset | generator | fid | mmd |")
+    plots = sorted(str(p.relative_to(tmp_path / "results/plots")) for p in (tmp_path / "results/plots").rglob("*.png"))
+    assert plots == sorted(["transfer.png", "augmentation_gain.png", "fidelity_heatmap.png", "generator_loss.png",
+                            *(f"confusion/{d}.png" for d in ("ptbxl", "chapman", "merged")),
+                            *(f"samples/{d}/diffwave.png" for d in ("ptbxl", "chapman")),
+                            *(f"embedding/{d}/diffwave.png" for d in ("ptbxl", "chapman", "merged"))])
+    run_snakemake(tmp_path, "--report", "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert "Transfer learning curves" in html and "augmentation_gain.png" in html
     assert planned_jobs(tmp_path) == {}  # nothing is stale
     configure(tmp_path, mirror, classifier={**CLASSIFIER, "max_epochs": 3})
     assert planned_jobs(tmp_path) == {**cells([0], [0.5, 2], [0, 1.0]), "classifiers": 1}

@@ -26,8 +26,12 @@ def write_csv_atomically(table: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_json_atomically(data, path: str | Path) -> None:
+    write_text_atomically(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def write_text_atomically(text: str, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_path(path)
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    temporary.write_text(text)
     os.replace(temporary, path)

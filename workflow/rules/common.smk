@@ -99,11 +99,79 @@ def fidelity_files():
     )
 
 
-def real_classifier_model(wildcards):
-    """The classifier trained on real data only (first seed): its features embed records for FID and MMD."""
-    return f"results/classifier/{wildcards.dataset}/real/none/all/seed{EXPERIMENTS['seeds'][0]}/model.pt"
+def real_classifier_models(wildcards):
+    """The classifiers trained on real data only, one per seed: their features embed records for FID and MMD."""
+    return expand(
+        "results/classifier/{dataset}/real/none/all/seed{seed}/model.pt",
+        dataset=wildcards.dataset,
+        seed=EXPERIMENTS["seeds"],
+    )
 
 
 def tstr_metrics(wildcards):
-    seed = EXPERIMENTS["seeds"][0]
-    return f"results/classifier/{wildcards.dataset}/synthetic/{wildcards.generator}/all/seed{seed}/metrics.json"
+    """The synthetic-only classifiers' test metrics (TSTR), one per seed."""
+    return expand(
+        "results/classifier/{dataset}/synthetic/{generator}/all/seed{seed}/metrics.json",
+        dataset=wildcards.dataset,
+        generator=wildcards.generator,
+        seed=EXPERIMENTS["seeds"],
+    )
+
+
+TABLES = ["augmentation", "transfer", "fidelity"]
+
+
+def table_files():
+    return expand("results/tables/{table}.{kind}", table=TABLES, kind=["csv", "md"])
+
+
+def plot_files():
+    return [
+        "results/plots/transfer.png",
+        "results/plots/augmentation_gain.png",
+        "results/plots/fidelity_heatmap.png",
+        "results/plots/generator_loss.png",
+        *expand("results/plots/confusion/{dataset}.png", dataset=DATASETS),
+        *expand(
+            "results/plots/samples/{source}/{generator}.png",
+            source=SOURCE_DATASETS,
+            generator=GENERATORS,
+        ),
+        *expand(
+            "results/plots/embedding/{dataset}/{generator}.png",
+            dataset=DATASETS,
+            generator=GENERATORS,
+        ),
+    ]
+
+
+def confusion_inputs(wildcards):
+    """Per dataset: the real-only runs and each generator's synthetic-only (TSTR) runs, every seed."""
+    run = "results/classifier/{dataset}/{experiment}/{generator}/all/seed{seed}/metrics.json"
+    seeds = EXPERIMENTS["seeds"]
+    inputs = {
+        "real": expand(
+            run,
+            dataset=wildcards.dataset,
+            experiment="real",
+            generator="none",
+            seed=seeds,
+        )
+    }
+    for generator in GENERATORS:
+        inputs[generator] = expand(
+            run,
+            dataset=wildcards.dataset,
+            experiment="synthetic",
+            generator=generator,
+            seed=seeds,
+        )
+    return inputs
+
+
+def loss_curves():
+    return expand(
+        "results/generators/{source}/{generator}/loss.csv",
+        source=SOURCE_DATASETS,
+        generator=GENERATORS,
+    )

@@ -5,7 +5,7 @@ rule fidelity_report:
     input:
         real="results/data/{dataset}.h5",
         synthetic=synthetic_for,
-        real_model=real_classifier_model,
+        real_models=real_classifier_models,
         tstr_metrics=tstr_metrics,
     output:
         json="results/fidelity/{dataset}/{generator}.json",
@@ -17,6 +17,31 @@ rule fidelity_report:
         "../../envs/pipeline.yaml"
     threads: 1
     params:
-        seed=EXPERIMENTS["seeds"][0],
+        seeds=EXPERIMENTS["seeds"],
     script:
         "../scripts/fidelity.py"
+
+
+rule plot_embedding:
+    input:
+        real="results/data/{dataset}.h5",
+        synthetic=synthetic_for,
+        real_model=lambda wildcards: real_classifier_models(wildcards)[0],
+    output:
+        png=report(
+            "results/plots/embedding/{dataset}/{generator}.png",
+            caption="../report/embedding.rst",
+            category="4. Closeness to real ECG",
+            subcategory="Embeddings",
+            labels={"dataset": "{dataset}", "generator": "{generator}"},
+        ),
+    log:
+        "results/logs/plots/embedding/{dataset}/{generator}.log",
+    benchmark:
+        "results/benchmarks/plots/embedding/{dataset}/{generator}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        max_records=2000,
+    script:
+        "../scripts/plot_embedding.py"

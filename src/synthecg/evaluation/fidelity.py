@@ -1,17 +1,19 @@
 """The closeness report of one dataset's synthetic set: `results/fidelity/{dataset}/{generator}.json`.
 
-Embeddings come from the classifier trained on real data only (the `real` experiment, first
-seed); FID, MMD and the discriminative score compare the real training records with the
+Embeddings come from the classifier trained on real data only (the `real` experiment), once per
+seed; FID, MMD and the discriminative score compare the real training records with the
 synthetic ones (the distribution the generator learnt); the memorisation check holds the real
 test records out. TSTR is the `synthetic` experiment's test score; TRTS scores the real-data
-classifier on the synthetic records.
+classifier on the synthetic records. Amplitude, spectrum, heart rate and memorisation are
+measured on the signals and do not depend on a seed.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.signal import welch
 
@@ -20,6 +22,7 @@ from synthecg.classifier.training import predict_probabilities
 from synthecg.data.store import STANDARD_LEADS, load_split, metadata
 from synthecg.errors import PipelineError
 from synthecg.evaluation.closeness import discriminative_score, frechet_distance, memorisation, mmd_rbf
+from synthecg.evaluation.heart_rate import heart_rate_by_class
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.io import write_json_atomically
 
@@ -39,36 +42,51 @@ def spectrum_and_amplitude(x_mv: np.ndarray, fs: int) -> tuple[np.ndarray, np.nd
 
 
 def compute_fidelity(
-    real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, tstr_metrics: Path, out_json: Path, seed: int = 0
+    real_h5: Path,
+    synthetic_h5: Sequence[Path],
+    real_models: Mapping[int, Path],
+    tstr_metrics: Mapping[int, Path],
+    out_json: Path,
 ) -> dict:
+    """Closeness of one synthetic set to its real data; the classifier-based scores once per seed.
+
+    `real_models` and `tstr_metrics` map each seed to its `real` classifier and its `synthetic`
+    experiment's metrics. Measures on the signals themselves do not depend on the seed.
+    """
     meta = metadata(real_h5)
     train = load_split(real_h5, "train", normalised=True)
     test = load_split(real_h5, "test", normalised=True)
     synthetic_x, synthetic_y = load_synthetic(synthetic_h5, meta)
     if len(synthetic_x) < 2 or len(train["x"]) < 2:
         raise PipelineError(f"{real_h5}: closeness needs at least two real and two synthetic records")
-    model = load_classifier(real_model)
-    real_embedding, synthetic_embedding = embed(model, train["x"]), embed(model, synthetic_x)
-    rng = np.random.default_rng(seed)
-    subset = lambda e: e[rng.permutation(len(e))[:MMD_MAX_RECORDS]]  # noqa: E731
-    std = np.asarray(meta["norm_std"])[None, :, None]
-    mean = np.asarray(meta["norm_mean"])[None, :, None]
-    real_psd, real_amplitude = spectrum_and_amplitude(train["x"] * std + mean, meta["fs"])
-    synthetic_psd, synthetic_amplitude = spectrum_and_amplitude(synthetic_x * std + mean, meta["fs"])
-    trts = classification_metrics(synthetic_y, predict_probabilities(model, synthetic_x, torch.device("cpu")), meta["classes"])
-    tstr = json.loads(Path(tstr_metrics).read_text())
+    by_seed = {}
+    for seed, model_path in sorted(real_models.items()):
+        model = load_classifier(model_path)
+        real_embedding, synthetic_embedding = embed(model, train["x"]), embed(model, synthetic_x)
+        rng = np.random.default_rng(seed)
+        subset = lambda e: e[rng.permutation(len(e))[:MMD_MAX_RECORDS]]  # noqa: E731
+        trts = classification_metrics(
+            synthetic_y, predict_probabilities(model, synthetic_x, torch.device("cpu")), meta["classes"]
+        )
+        tstr = json.loads(Path(tstr_metrics[seed]).read_text())
+        by_seed[seed] = {
+            "fid": frechet_distance(real_embedding, synthetic_embedding),
+            "mmd": mmd_rbf(subset(real_embedding), subset(synthetic_embedding)),
+            "discriminative_accuracy": discriminative_score(real_embedding, synthetic_embedding, seed),
+            "tstr_macro_f1": tstr.get("macro_f1"),
+            "tstr_accuracy": tstr.get("accuracy"),
+            "trts_macro_f1": trts.get("macro_f1"),
+            "trts_accuracy": trts.get("accuracy"),
+        }
+    real_mv, synthetic_mv = to_millivolts(train["x"], meta), to_millivolts(synthetic_x, meta)
+    real_psd, real_amplitude = spectrum_and_amplitude(real_mv, meta["fs"])
+    synthetic_psd, synthetic_amplitude = spectrum_and_amplitude(synthetic_mv, meta["fs"])
     report = {
         "dataset": meta["dataset"],
         "generator": metadata(synthetic_h5[0])["generator"],
         "n_real_train": int(len(train["x"])),
         "n_synthetic": int(len(synthetic_x)),
-        "fid": frechet_distance(real_embedding, synthetic_embedding),
-        "mmd": mmd_rbf(subset(real_embedding), subset(synthetic_embedding)),
-        "discriminative_accuracy": discriminative_score(real_embedding, synthetic_embedding, seed),
-        "tstr_macro_f1": tstr.get("macro_f1"),
-        "tstr_accuracy": tstr.get("accuracy"),
-        "trts_macro_f1": trts.get("macro_f1"),
-        "trts_accuracy": trts.get("accuracy"),
+        "by_seed": by_seed,
         "memorisation": memorisation(synthetic_x, train["x"], test["x"]) if len(test["x"]) else None,
         "amplitude_mv": {
             lead: {"real": float(r), "synthetic": float(s)}
@@ -77,6 +95,43 @@ def compute_fidelity(
         "log_power_spectrum_mean_abs_difference": {
             lead: float(np.abs(r - s).mean()) for lead, r, s in zip(STANDARD_LEADS, real_psd, synthetic_psd)
         },
+        "heart_rate_bpm": heart_rate_by_class(
+            real_mv, train["y"], synthetic_mv, synthetic_y, meta["classes"], meta["fs"]
+        ),
     }
     write_json_atomically(report, out_json)
     return report
+
+
+def to_millivolts(x_normalised: np.ndarray, meta: dict) -> np.ndarray:
+    std = np.asarray(meta["norm_std"])[None, :, None]
+    mean = np.asarray(meta["norm_mean"])[None, :, None]
+    return x_normalised * std + mean
+
+
+def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, max_records: int = 2000):
+    """PCA of the real-classifier embeddings of real training and synthetic records -> a DataFrame.
+
+    PCA is fitted on the real records only, so the axes are the real data's main directions
+    and a synthetic cloud off those axes shows as off-centre.
+    """
+    from sklearn.decomposition import PCA
+
+    meta = metadata(real_h5)
+    train = load_split(real_h5, "train", normalised=True)
+    synthetic_x, synthetic_y = load_synthetic(synthetic_h5, meta)
+    model = load_classifier(real_model)
+    rng = np.random.default_rng(0)
+    keep_real = np.sort(rng.permutation(len(train["x"]))[:max_records])
+    keep_synthetic = np.sort(rng.permutation(len(synthetic_x))[:max_records])
+    real_embedding = embed(model, train["x"][keep_real])
+    synthetic_embedding = embed(model, synthetic_x[keep_synthetic])
+    pca = PCA(n_components=2).fit(real_embedding)
+    points = np.concatenate([pca.transform(real_embedding), pca.transform(synthetic_embedding)])
+    labels = np.concatenate([train["y"][keep_real], synthetic_y[keep_synthetic]])
+    return pd.DataFrame({
+        "pc1": points[:, 0],
+        "pc2": points[:, 1],
+        "source": ["real"] * len(keep_real) + ["synthetic"] * len(keep_synthetic),
+        "class": pd.Categorical.from_codes(labels, categories=meta["classes"]),
+    })

@@ -1,0 +1,171 @@
+"""The study's figures (seaborn on matplotlib's file-only Agg backend). Each function writes one PNG.
+
+Inputs are the long run table (`results/tables/runs.csv`, see `tables.collect_runs`), closeness
+summaries, HDF5 sets or loss curves; nothing here trains or scores a model.
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # noqa: E402 - before pyplot: jobs run without a display
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from synthecg.data.store import STANDARD_LEADS, load_split, metadata
+from synthecg.evaluation.tables import FIDELITY_METRICS, REAL_ONLY, format_mean_std, read_json
+from synthecg.io import partial_path
+
+sns.set_theme(style="whitegrid", context="paper")
+METRIC = "macro_f1"
+
+
+def save(figure, path: Path) -> None:
+    """Write atomically, so a killed job leaves no PNG that looks finished."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = partial_path(path)
+    figure.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def _empty(path: Path, message: str) -> None:
+    figure, axis = plt.subplots(figsize=(5, 2))
+    axis.axis("off")
+    axis.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    save(figure, path)
+
+
+def transfer_curves(runs: pd.DataFrame, path: Path, metric: str = METRIC) -> None:
+    """Test score against the fraction of real data used for fine-tuning; dashed: real data only."""
+    runs = runs[runs.metric == metric]
+    finetune = runs[runs.experiment == "finetune"].rename(columns={"level": "real fraction"})
+    if finetune.empty:
+        return _empty(path, "no fine-tuning runs")
+    grid = sns.relplot(data=finetune, x="real fraction", y="value", hue="generator", col="dataset", kind="line",
+                       marker="o", errorbar="sd", height=3, aspect=1.1)
+    real = runs[runs.experiment == "real"].groupby("dataset")["value"].mean()
+    for dataset, axis in grid.axes_dict.items():
+        if dataset in real and np.isfinite(real[dataset]):
+            axis.axhline(real[dataset], color="black", linestyle="--", linewidth=1)
+            axis.annotate(REAL_ONLY, (0.01, real[dataset]), xycoords=("axes fraction", "data"), fontsize=7,
+                          va="bottom")
+    grid.set(ylim=(-0.02, 1.02))  # the scores are all between 0 and 1
+    grid.set_axis_labels("fraction of real training data", metric.replace("_", " "))
+    save(grid.figure, path)
+
+
+def augmentation_gains(runs: pd.DataFrame, path: Path, metric: str = METRIC) -> None:
+    """Augmented minus real-only score of the same dataset and seed, per ratio and generator."""
+    runs = runs[runs.metric == metric]
+    real = runs[runs.experiment == "real"].set_index(["dataset", "seed"])["value"]
+    augment = runs[runs.experiment == "augment"].copy()
+    augment["gain"] = augment["value"].to_numpy() - real.reindex(
+        pd.MultiIndex.from_frame(augment[["dataset", "seed"]])).to_numpy()
+    augment = augment.dropna(subset=["gain"]).rename(columns={"level": "synthetic : real ratio"})
+    if augment.empty:
+        return _empty(path, "no augmentation runs with a real-only reference")
+    grid = sns.catplot(data=augment, x="synthetic : real ratio", y="gain", hue="generator", col="dataset",
+                       kind="bar", errorbar="sd", height=3, aspect=1.1, sharey=False)
+    for axis in grid.axes.flat:
+        axis.axhline(0, color="black", linewidth=0.8)
+    grid.set_axis_labels("synthetic : real ratio", f"{metric.replace('_', ' ')} gain over real only")
+    save(grid.figure, path)
+
+
+def fidelity_heatmap(summary: pd.DataFrame, path: Path) -> None:
+    """One row per dataset and generator, one column per closeness measure.
+
+    The measures have different units, so each column's colour is scaled to its own range;
+    the cells show the values (mean ± std over seeds).
+    """
+    if summary.empty:
+        return _empty(path, "no closeness reports")
+    summary = summary.assign(row=summary["dataset"] + " / " + summary["generator"])
+    columns = [m for m in FIDELITY_METRICS if m in set(summary.metric)]
+    means = summary.pivot(index="row", columns="metric", values="mean")[columns]
+    text = summary.assign(cell=[format_mean_std(m, s, 2) for m, s in zip(summary["mean"], summary["std"])])
+    text = text.pivot(index="row", columns="metric", values="cell")[columns]
+    span = (means.max() - means.min()).replace(0, 1)
+    scaled = (means - means.min()) / span
+    figure, axis = plt.subplots(figsize=(1.5 * len(columns) + 2, 0.5 * len(means) + 1.5))
+    sns.heatmap(scaled, annot=text.fillna("–").to_numpy(), fmt="", cmap="rocket_r", cbar=False, ax=axis,
+                annot_kws={"fontsize": 7}, linewidths=0.5)
+    axis.set(xlabel="", ylabel="")
+    axis.set_xticklabels([c.replace("_", "\n") for c in columns], rotation=0, fontsize=7)
+    save(figure, path)
+
+
+def sample_grid(real_h5: Path, synthetic_h5: Path, path: Path, seed: int = 0) -> None:
+    """For each class, one real training record beside one synthetic record: 12 stacked leads in mV."""
+    meta = metadata(real_h5)
+    real = load_split(real_h5, "train")
+    synthetic = load_split(synthetic_h5, "synthetic")
+    rng = np.random.default_rng(seed)
+    classes = meta["classes"]
+    figure, axes = plt.subplots(len(classes), 2, figsize=(10, 3.2 * len(classes)), sharex=True, squeeze=False)
+    time = np.arange(real["x"].shape[-1]) / meta["fs"]
+    for row, name in enumerate(classes):
+        for column, (label, part) in enumerate([("real", real), (metadata(synthetic_h5)["generator"], synthetic)]):
+            axis = axes[row, column]
+            pool = np.flatnonzero(part["y"] == row)
+            axis.set_title(f"{name}: {label}", fontsize=9)
+            axis.set_yticks([])
+            if not len(pool):
+                axis.text(0.5, 0.5, "no record of this class", ha="center", va="center", transform=axis.transAxes)
+                continue
+            record = part["x"][rng.choice(pool)]
+            offsets = -2.0 * np.arange(len(record))  # 2 mV between leads
+            axis.plot(time, record.T + offsets, color="tab:blue" if column == 0 else "tab:red", linewidth=0.6)
+            axis.set_yticks(offsets, STANDARD_LEADS, fontsize=6)
+    for axis in axes[-1]:
+        axis.set_xlabel("time (s)")
+    figure.suptitle(f"{meta['dataset']}: real and synthetic ECG per class (2 mV between leads)")
+    save(figure, path)
+
+
+def embedding_scatter(points: pd.DataFrame, path: Path, title: str) -> None:
+    """2-D projection of real and synthetic embeddings; colour: class, marker: real or synthetic."""
+    figure, axis = plt.subplots(figsize=(5.5, 4.5))
+    sns.scatterplot(data=points, x="pc1", y="pc2", hue="class", style="source", s=14, alpha=0.7, ax=axis)
+    axis.set(title=title, xlabel="PC 1 (of real embeddings)", ylabel="PC 2")
+    axis.legend(fontsize=7, loc="best")
+    save(figure, path)
+
+
+def confusion_matrices(runs: Mapping[str, Sequence[Path]], path: Path, title: str) -> None:
+    """One panel per experiment (label -> its seeds' metrics.json): test confusion summed over seeds, row-normalised."""
+    figure, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.2), squeeze=False)
+    for axis, (label, paths) in zip(axes[0], runs.items()):
+        reports = [read_json(p) for p in paths]
+        classes = reports[0]["classes"]
+        counts = np.sum([np.asarray(r["confusion_matrix"]) for r in reports], axis=0)
+        totals = counts.sum(axis=1, keepdims=True)
+        share = np.divide(counts, totals, out=np.full(counts.shape, np.nan), where=totals > 0)
+        sns.heatmap(share, annot=counts, fmt="d", vmin=0, vmax=1, cmap="Blues", cbar=False, ax=axis,
+                    xticklabels=classes, yticklabels=classes, annot_kws={"fontsize": 7})
+        axis.set(title=label, xlabel="predicted", ylabel="true")
+    figure.suptitle(title)
+    save(figure, path)
+
+
+def generator_losses(curves: Mapping[tuple[str, str], Path], path: Path) -> None:
+    """Training loss of every generator (one panel per generator and stage, one line per dataset)."""
+    parts = []
+    for (dataset, generator), csv in curves.items():
+        curve = pd.read_csv(csv)
+        parts.append(curve.assign(dataset=dataset, panel=generator + ": " + curve["stage"].astype(str)))
+    if not parts:
+        return _empty(path, "no generator trained")
+    curves = pd.concat(parts)
+    grid = sns.relplot(data=curves, x="step", y="loss", hue="dataset", col="panel", col_wrap=3, kind="line",
+                       height=2.6, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    for axis in grid.axes.flat:
+        if (curves["loss"] > 0).all():
+            axis.set_yscale("log")
+    grid.set_titles("{col_name}")
+    save(grid.figure, path)

@@ -1,0 +1,136 @@
+"""Table arithmetic on hand-made runs: grouping, mean ± std over seeds, missing values, layout."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from synthecg.errors import PipelineError
+from synthecg.evaluation.tables import (
+    REAL_ONLY,
+    augmentation_summary,
+    collect_fidelity,
+    collect_runs,
+    fidelity_summary,
+    format_mean_std,
+    to_markdown,
+    transfer_summary,
+    widen,
+    write_tables,
+)
+
+
+def run(root, dataset, experiment, generator, setting, seed, macro_f1, macro_auroc=0.9):
+    path = root / "classifier" / dataset / experiment / generator / setting / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"macro_f1": macro_f1, "macro_auroc": macro_auroc, "accuracy": 0.5,
+                                "balanced_accuracy": 0.5}))
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path):
+    paths = [
+        run(tmp_path, "ptbxl", "real", "none", "all", 0, 0.6),
+        run(tmp_path, "ptbxl", "real", "none", "all", 1, 0.8),
+        run(tmp_path, "ptbxl", "augment", "diffwave", "r0.5", 0, 0.7),
+        run(tmp_path, "ptbxl", "augment", "diffwave", "r0.5", 1, 0.9, macro_auroc=None),
+        run(tmp_path, "ptbxl", "augment", "diffwave", "r1", 0, 0.5),
+        run(tmp_path, "chapman", "real", "none", "all", 0, 0.4),
+        run(tmp_path, "ptbxl", "finetune", "diffwave", "f0.1", 0, 0.3),
+        run(tmp_path, "ptbxl", "finetune", "diffwave", "f0.1", 1, 0.5),
+        run(tmp_path, "ptbxl", "finetune", "timevqvae", "f0.1", 0, 0.2),
+    ]
+    return paths
+
+
+def cell(summary, **keys):
+    selected = summary
+    for key, value in keys.items():
+        selected = selected[selected[key] == value]
+    assert len(selected) == 1, keys
+    return selected.iloc[0]
+
+
+def test_augmentation_rows_are_real_only_then_each_generator_and_ratio_with_mean_and_sample_std(runs):
+    summary = augmentation_summary(collect_runs(runs))
+    real = cell(summary, generator=REAL_ONLY, dataset="ptbxl", metric="macro_f1")
+    assert real["mean"] == pytest.approx(0.7) and real["std"] == pytest.approx(math.sqrt(0.02)) and real["n"] == 2
+    half = cell(summary, generator="diffwave", ratio=0.5, dataset="ptbxl", metric="macro_f1")
+    assert half["mean"] == pytest.approx(0.8) and half["n"] == 2
+    # A missing AUROC is skipped, not counted as 0: one seed left, so no std.
+    auroc = cell(summary, generator="diffwave", ratio=0.5, dataset="ptbxl", metric="macro_auroc")
+    assert auroc["mean"] == pytest.approx(0.9) and auroc["n"] == 1 and pd.isna(auroc["std"])
+    assert cell(summary, generator="diffwave", ratio=1.0, dataset="ptbxl", metric="macro_f1")["n"] == 1
+    assert cell(summary, generator=REAL_ONLY, dataset="chapman", metric="macro_f1")["mean"] == pytest.approx(0.4)
+    assert not (summary.generator == "timevqvae").any()  # fine-tuning runs belong to the transfer table
+
+
+def test_transfer_rows_are_generator_by_fraction_with_the_real_only_reference(runs):
+    summary = transfer_summary(collect_runs(runs))
+    assert cell(summary, generator="diffwave", fraction=0.1, dataset="ptbxl", metric="macro_f1")["mean"] == pytest.approx(0.4)
+    assert cell(summary, generator="timevqvae", fraction=0.1, dataset="ptbxl", metric="macro_f1")["n"] == 1
+    assert cell(summary, generator=REAL_ONLY, fraction=1.0, dataset="ptbxl", metric="macro_f1")["mean"] == pytest.approx(0.7)
+
+
+def test_wide_csv_and_markdown_put_datasets_and_metrics_in_columns(runs):
+    summary = augmentation_summary(collect_runs(runs))
+    wide = widen(summary, ["generator", "ratio"], ["dataset", "metric"])
+    assert list(wide.columns[:5]) == ["generator", "ratio", "ptbxl/macro_f1/mean", "ptbxl/macro_f1/std", "ptbxl/macro_f1/n"]
+    assert list(wide.generator) == [REAL_ONLY, "diffwave", "diffwave"]
+    assert wide.loc[0, "ptbxl/macro_f1/mean"] == pytest.approx(0.7)
+    assert pd.isna(wide.loc[2, "chapman/macro_f1/mean"])  # no chapman augmentation run
+    markdown = to_markdown(summary, ["generator", "ratio"], ["dataset", "metric"]).splitlines()
+    assert markdown[0].startswith("| generator | ratio | ptbxl macro_f1 | ptbxl macro_auroc |")
+    assert markdown[2].startswith(f"| {REAL_ONLY} | 0 | 0.700 ± 0.141 |")
+    assert "| diffwave | 1 | 0.500 |" in markdown[4] and markdown[4].rstrip().endswith("– |")
+
+
+def test_mean_std_formatting():
+    assert format_mean_std(0.81234, 0.01321) == "0.812 ± 0.013"
+    assert format_mean_std(0.8, float("nan")) == "0.800"
+    assert format_mean_std(float("nan"), float("nan")) == "–"
+    assert format_mean_std(12345.6, 10.0) == "1.23e+04 ± 10.000"
+
+
+def fidelity_report(tmp_path, generator, fids):
+    report = {
+        "dataset": "ptbxl", "generator": generator,
+        "by_seed": {str(s): {"fid": f, "mmd": 0.1, "discriminative_accuracy": 0.5, "tstr_macro_f1": None,
+                             "trts_macro_f1": 0.4} for s, f in enumerate(fids)},
+        "memorisation": {"share_closer_than_any_holdout": 0.25},
+        "amplitude_mv": {"I": {"real": 1.0, "synthetic": 1.5}, "II": {"real": 2.0, "synthetic": 1.0}},
+        "log_power_spectrum_mean_abs_difference": {"I": 0.2, "II": 0.4},
+        "heart_rate_bpm": {"SR": {"wasserstein_bpm": 4.0}, "SB": {"wasserstein_bpm": None}, "AFIB": {"wasserstein_bpm": 8.0}},
+    }
+    path = tmp_path / f"{generator}.json"
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_fidelity_summary_over_seeds_and_signal_measures(tmp_path):
+    summary = fidelity_summary(collect_fidelity([fidelity_report(tmp_path, "diffwave", [10.0, 20.0, 30.0])]))
+    fid = cell(summary, generator="diffwave", metric="fid")
+    assert fid["mean"] == pytest.approx(20.0) and fid["std"] == pytest.approx(10.0) and fid["n"] == 3
+    assert cell(summary, metric="amplitude_relative_difference")["mean"] == pytest.approx(0.5)
+    assert cell(summary, metric="log_spectrum_difference")["mean"] == pytest.approx(0.3)
+    assert cell(summary, metric="heart_rate_wasserstein_bpm")["mean"] == pytest.approx(6.0)
+    assert cell(summary, metric="memorisation_share")["std"] == pytest.approx(0.0)
+    assert cell(summary, metric="tstr_macro_f1")["n"] == 0
+
+
+def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path):
+    out = {"runs": tmp_path / "t/runs.csv"} | {f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
+                                               for n in ("augmentation", "transfer", "fidelity") for kind in ("csv", "md")}
+    write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out)
+    assert all(path.exists() for path in out.values())
+    assert len(pd.read_csv(out["runs"])) == len(runs) * 4
+    stray = tmp_path / "elsewhere.json"
+    stray.write_text("{}")
+    with pytest.raises(PipelineError, match="elsewhere.json: not a classifier run"):
+        collect_runs([stray])
+    broken = runs[0]
+    broken.write_text("{not json")
+    with pytest.raises(PipelineError, match="metrics.json: cannot read"):
+        collect_runs([broken])

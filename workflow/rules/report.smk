@@ -1,0 +1,176 @@
+# Aggregation: tables over seeds and the figures of the report.
+
+
+rule summarise_tables:
+    input:
+        classifier=classifier_files(),
+        fidelity=fidelity_files(),
+    output:
+        runs="results/tables/runs.csv",
+        augmentation_csv=report(
+            "results/tables/augmentation.csv",
+            caption="../report/augmentation_table.rst",
+            category="5. Tables",
+            labels={"table": "augmentation"},
+        ),
+        augmentation_md="results/tables/augmentation.md",
+        transfer_csv=report(
+            "results/tables/transfer.csv",
+            caption="../report/transfer_table.rst",
+            category="5. Tables",
+            labels={"table": "transfer"},
+        ),
+        transfer_md="results/tables/transfer.md",
+        fidelity_csv=report(
+            "results/tables/fidelity.csv",
+            caption="../report/fidelity_table.rst",
+            category="5. Tables",
+            labels={"table": "closeness"},
+        ),
+        fidelity_md="results/tables/fidelity.md",
+    log:
+        "results/logs/tables.log",
+    benchmark:
+        "results/benchmarks/tables.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/summarise_tables.py"
+
+
+rule plot_transfer:
+    input:
+        runs="results/tables/runs.csv",
+    output:
+        png=report(
+            "results/plots/transfer.png",
+            caption="../report/transfer.rst",
+            category="3. Classifiers",
+            subcategory="Transfer learning",
+            labels={"figure": "transfer curves"},
+        ),
+    log:
+        "results/logs/plots/transfer.log",
+    benchmark:
+        "results/benchmarks/plots/transfer.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        metric="macro_f1",
+    script:
+        "../scripts/plot_runs.py"
+
+
+rule plot_augmentation:
+    input:
+        runs="results/tables/runs.csv",
+    output:
+        png=report(
+            "results/plots/augmentation_gain.png",
+            caption="../report/augmentation.rst",
+            category="3. Classifiers",
+            subcategory="Augmentation",
+            labels={"figure": "augmentation gains"},
+        ),
+    log:
+        "results/logs/plots/augmentation.log",
+    benchmark:
+        "results/benchmarks/plots/augmentation.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        metric="macro_f1",
+    script:
+        "../scripts/plot_runs.py"
+
+
+rule plot_confusion:
+    input:
+        unpack(confusion_inputs),
+    output:
+        png=report(
+            "results/plots/confusion/{dataset}.png",
+            caption="../report/confusion.rst",
+            category="3. Classifiers",
+            subcategory="Confusion matrices",
+            labels={"dataset": "{dataset}"},
+        ),
+    log:
+        "results/logs/plots/confusion/{dataset}.log",
+    benchmark:
+        "results/benchmarks/plots/confusion/{dataset}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        generators=GENERATORS,
+    script:
+        "../scripts/plot_confusion.py"
+
+
+rule plot_fidelity:
+    input:
+        reports=fidelity_files(),
+    output:
+        png=report(
+            "results/plots/fidelity_heatmap.png",
+            caption="../report/fidelity_heatmap.rst",
+            category="4. Closeness to real ECG",
+            subcategory="Summary",
+            labels={"figure": "closeness heatmap"},
+        ),
+    log:
+        "results/logs/plots/fidelity.log",
+    benchmark:
+        "results/benchmarks/plots/fidelity.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    script:
+        "../scripts/plot_fidelity.py"
+
+
+rule plot_samples:
+    input:
+        real="results/data/{source}.h5",
+        synthetic="results/synthetic/{source}/{generator}.h5",
+    output:
+        png=report(
+            "results/plots/samples/{source}/{generator}.png",
+            caption="../report/samples.rst",
+            category="2. Generators",
+            subcategory="Samples",
+            labels={"dataset": "{source}", "generator": "{generator}"},
+        ),
+    log:
+        "results/logs/plots/samples/{source}/{generator}.log",
+    benchmark:
+        "results/benchmarks/plots/samples/{source}/{generator}.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        seed=config["seed"],
+    script:
+        "../scripts/plot_samples.py"
+
+
+rule plot_generator_loss:
+    input:
+        curves=loss_curves(),
+    output:
+        png=report(
+            "results/plots/generator_loss.png",
+            caption="../report/generator_loss.rst",
+            category="2. Generators",
+            subcategory="Training",
+            labels={"figure": "loss curves"},
+        ),
+    log:
+        "results/logs/plots/generator_loss.log",
+    benchmark:
+        "results/benchmarks/plots/generator_loss.tsv"
+    conda:
+        "../../envs/pipeline.yaml"
+    params:
+        sources=SOURCE_DATASETS,
+        generators=GENERATORS,
+    script:
+        "../scripts/plot_generator_loss.py"
