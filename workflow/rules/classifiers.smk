@@ -13,7 +13,7 @@ rule classifier_real:
         "results/benchmarks/classifier/{dataset}/real/seed{seed}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: EXPERIMENTS["threads"]
     resources:
         gpu=1,
     params:
@@ -36,7 +36,7 @@ rule classifier_augment:
         "results/benchmarks/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: EXPERIMENTS["threads"]
     resources:
         gpu=1,
     params:
@@ -60,7 +60,7 @@ rule classifier_synthetic:
         "results/benchmarks/classifier/{dataset}/synthetic/{generator}/seed{seed}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: EXPERIMENTS["threads"]
     resources:
         gpu=1,
     params:
@@ -83,7 +83,7 @@ rule classifier_finetune:
         "results/benchmarks/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: EXPERIMENTS["threads"]
     resources:
         gpu=1,
     params:

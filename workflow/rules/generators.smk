@@ -15,7 +15,7 @@ rule train_generator:
         "results/benchmarks/generators/{source}/{generator}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: config["generators"]["resources"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["generators"]["resources"]["mem_mb"],
@@ -46,7 +46,7 @@ rule sample_synthetic:
         "results/benchmarks/synthetic/{source}/{generator}.tsv"
     conda:
         "../../envs/pipeline.yaml"
-    threads: 2
+    threads: config["generators"]["resources"]["threads"]
     resources:
         gpu=1,
     params:
