@@ -6,7 +6,7 @@ CORES ?= all
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test
+.PHONY: run test test-slurm lint
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,3 +20,12 @@ run: $(VENV)/installed
 
 test: $(VENV)/installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Opt-in: the pipeline on a one-node SLURM cluster started here (root; installs slurm-wlm, munge).
+test-slurm: $(VENV)/installed
+	SYNTHECG_SLURM_TEST=1 $(VENV)/bin/python -m pytest -m slurm $(PYTEST_ARGS)
+
+# Snakemake's linter and formatter check (also part of `make test`, in tests/test_lint.py).
+lint: $(VENV)/installed
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile workflow/

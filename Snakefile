@@ -19,6 +19,26 @@ include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster these run where Snakemake runs: the targets, the download (compute nodes often have
+# no internet) and the small aggregation jobs, which would spend longer queueing than running.
+localrules:
+    all,
+    download,
+    preprocess,
+    generators,
+    synthetic,
+    classifiers,
+    fidelity,
+    tables,
+    plots,
+    download_dataset,
+    summarise_tables,
+    plot_transfer,
+    plot_augmentation,
+    plot_fidelity,
+    plot_generator_loss,
+
+
 rule all:
     input:
         preprocessed_files(),

@@ -42,10 +42,27 @@ def test_memorisation_flags_copies_of_training_records():
     fresh = rng.normal(size=(40, 12, 10))
     honest = memorisation(fresh, train, holdout)
     assert honest["exact_copies"] == 0 and honest["share_closer_than_any_holdout"] < 0.1
+    assert honest["share_expected_without_memorisation"] == pytest.approx(0.8)
+    assert abs(honest["share_nearer_train_than_holdout"] - 0.8) < 0.15
     copied = np.concatenate([train[:30], fresh[:10]])
     leaky = memorisation(copied, train, holdout)
     assert leaky["exact_copies"] == 30 and leaky["share_closer_than_any_holdout"] >= 0.75
     assert leaky["median_synthetic_to_train"] < honest["median_synthetic_to_train"]
+    # Noisy copies of training records: no exact copy, but nearer the training set than chance.
+    echoes = memorisation(train[:40] + 0.3 * rng.normal(size=(40, 12, 10)), train, holdout)
+    assert echoes["exact_copies"] == 0 and echoes["share_nearer_train_than_holdout"] > 0.95
+
+
+def test_bland_records_near_the_mean_are_not_taken_for_memorisation():
+    shares, naive = [], []
+    for _ in range(20):
+        train, holdout = rng.normal(size=(200, 12, 10)), rng.normal(size=(50, 12, 10))
+        bland = 0.05 * rng.normal(size=(40, 12, 10))  # close to every record, seen or not
+        report = memorisation(bland, train, holdout)
+        shares.append(report["share_nearer_train_than_holdout"])
+        naive.append(report["share_closer_than_any_holdout"])
+    assert np.mean(naive) > 0.9  # the naive measure is fooled
+    assert abs(np.mean(shares) - 0.8) < 0.15  # the paired one stays at chance
 
 
 def test_nearest_distances_agree_with_brute_force():

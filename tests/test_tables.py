@@ -99,7 +99,8 @@ def fidelity_report(tmp_path, generator, fids):
         "dataset": "ptbxl", "generator": generator,
         "by_seed": {str(s): {"fid": f, "mmd": 0.1, "discriminative_accuracy": 0.5, "tstr_macro_f1": None,
                              "trts_macro_f1": 0.4} for s, f in enumerate(fids)},
-        "memorisation": {"share_closer_than_any_holdout": 0.25},
+        "memorisation": {"share_closer_than_any_holdout": 0.25, "share_nearer_train_than_holdout": 0.9,
+                         "share_expected_without_memorisation": 0.8},
         "amplitude_mv": {"I": {"real": 1.0, "synthetic": 1.5}, "II": {"real": 2.0, "synthetic": 1.0}},
         "log_power_spectrum_mean_abs_difference": {"I": 0.2, "II": 0.4},
         "heart_rate_bpm": {"SR": {"wasserstein_bpm": 4.0}, "SB": {"wasserstein_bpm": None}, "AFIB": {"wasserstein_bpm": 8.0}},
@@ -116,7 +117,8 @@ def test_fidelity_summary_over_seeds_and_signal_measures(tmp_path):
     assert cell(summary, metric="amplitude_relative_difference")["mean"] == pytest.approx(0.5)
     assert cell(summary, metric="log_spectrum_difference")["mean"] == pytest.approx(0.3)
     assert cell(summary, metric="heart_rate_wasserstein_bpm")["mean"] == pytest.approx(6.0)
-    assert cell(summary, metric="memorisation_share")["std"] == pytest.approx(0.0)
+    assert cell(summary, metric="closer_than_any_holdout")["std"] == pytest.approx(0.0)
+    assert cell(summary, metric="nearer_train_excess")["mean"] == pytest.approx(0.1)
     assert cell(summary, metric="tstr_macro_f1")["n"] == 0
 
 

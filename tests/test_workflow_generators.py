@@ -89,8 +89,15 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(mirror, tmp_path):
     job.wait()
     assert not (tmp_path / "results/generators/ptbxl/diffwave/model.json").exists()
 
+    finished = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/data").rglob("*") if path.is_file()}
+
     run_snakemake(tmp_path, "--unlock")  # what Snakemake asks for after a hard kill
+    # The killed job's outputs are not taken as done: the dry run schedules it, and only it.
+    planned = run_snakemake(tmp_path, "generators", "--rerun-incomplete", "--dry-run").stdout
+    assert set(re.findall(r"^(\w+)\s+\d+$", planned, re.M)) == {"train_generator", "generators", "total"}
     run_snakemake(tmp_path, "generators", "--rerun-incomplete")
+    # What had finished before the kill was not recomputed.
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished
     sidecar = json.loads((tmp_path / "results/generators/ptbxl/diffwave/model.json").read_text())
     assert sidecar["resumed_from"]["step"] >= 20
     log = (tmp_path / "results/logs/generators/ptbxl/diffwave.log").read_text()

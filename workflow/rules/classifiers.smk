@@ -12,10 +12,10 @@ rule classifier_real:
     benchmark:
         "results/benchmarks/classifier/{dataset}/real/seed{seed}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
     resources:
-        gpu=1,
+        gpu=CLASSIFIER_GPU,
     params:
         experiment="real",
         classifier=config["classifier"],
@@ -35,10 +35,10 @@ rule classifier_augment:
     benchmark:
         "results/benchmarks/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
     resources:
-        gpu=1,
+        gpu=CLASSIFIER_GPU,
     params:
         experiment="augment",
         classifier=config["classifier"],
@@ -59,10 +59,10 @@ rule classifier_synthetic:
     benchmark:
         "results/benchmarks/classifier/{dataset}/synthetic/{generator}/seed{seed}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
     resources:
-        gpu=1,
+        gpu=CLASSIFIER_GPU,
     params:
         experiment="synthetic",
         classifier=config["classifier"],
@@ -82,10 +82,10 @@ rule classifier_finetune:
     benchmark:
         "results/benchmarks/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
     resources:
-        gpu=1,
+        gpu=CLASSIFIER_GPU,
     params:
         experiment="finetune",
         classifier=config["classifier"],

@@ -1,8 +1,19 @@
 # Config validation and every helper the stage files use. Nothing here runs a job.
+import os
+import sys
 from pathlib import Path
+
+# The synthecg package of this checkout: importable here and, through PYTHONPATH, in every job's
+# Python (conda environments and cluster jobs included) without installing it there.
+SRC = str(Path(workflow.current_basedir).parents[1] / "src")
+sys.path.insert(0, SRC)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join([SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
+)
 
 from synthecg.config import validate_config
 from synthecg.errors import PipelineError
+from synthecg.hardware import nvidia_gpu_visible
 
 try:
     validate_config(
@@ -19,6 +30,17 @@ GENERATORS = config["generators"]["names"]
 
 
 EXPERIMENTS = config["experiments"]
+
+
+def gpu_request(device):
+    """The `gpu` resource of a job whose torch device setting is `device` (see config key gpu_jobs)."""
+    if config["gpu_jobs"] != "auto":
+        return int(config["gpu_jobs"] == "always")
+    return int(device == "cuda" or (device == "auto" and nvidia_gpu_visible()))
+
+
+GENERATOR_GPU = gpu_request(config["generators"]["training"]["device"])
+CLASSIFIER_GPU = gpu_request(EXPERIMENTS["device"])
 
 
 wildcard_constraints:

@@ -10,7 +10,7 @@ rule download_dataset:
     benchmark:
         "results/benchmarks/download/{source}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/data.yaml"
     params:
         physionet_url=config["physionet_url"],
         cache=PHYSIONET_CACHE,
@@ -37,7 +37,7 @@ rule preprocess_dataset:
     benchmark:
         "results/benchmarks/preprocess/{source}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/data.yaml"
     threads: config["preprocess"]["threads"]
     params:
         classes=config["classes"],
@@ -59,6 +59,6 @@ rule merge_datasets:
     benchmark:
         "results/benchmarks/preprocess/merged.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/data.yaml"
     script:
         "../scripts/merge.py"

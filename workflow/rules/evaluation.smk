@@ -14,7 +14,7 @@ rule fidelity_report:
     benchmark:
         "results/benchmarks/fidelity/{dataset}/{generator}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     params:
         seeds=EXPERIMENTS["seeds"],
@@ -40,7 +40,7 @@ rule plot_embedding:
     benchmark:
         "results/benchmarks/plots/embedding/{dataset}/{generator}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     params:
         max_records=2000,
     script:

@@ -14,10 +14,10 @@ rule train_generator:
     benchmark:
         "results/benchmarks/generators/{source}/{generator}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: config["generators"]["resources"]["threads"]
     resources:
-        gpu=1,
+        gpu=GENERATOR_GPU,
         mem_mb=config["generators"]["resources"]["mem_mb"],
         runtime=config["generators"]["resources"]["runtime"],
     params:
@@ -45,10 +45,10 @@ rule sample_synthetic:
     benchmark:
         "results/benchmarks/synthetic/{source}/{generator}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/torch.yaml"
     threads: config["generators"]["resources"]["threads"]
     resources:
-        gpu=1,
+        gpu=GENERATOR_GPU,
     params:
         per_class=config["sampling"]["per_class"],
         ratio_to_real=config["sampling"]["ratio_to_real"],

@@ -33,7 +33,7 @@ rule summarise_tables:
     benchmark:
         "results/benchmarks/tables.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/summarise_tables.py"
 
@@ -54,7 +54,7 @@ rule plot_transfer:
     benchmark:
         "results/benchmarks/plots/transfer.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     params:
         metric="macro_f1",
     script:
@@ -77,7 +77,7 @@ rule plot_augmentation:
     benchmark:
         "results/benchmarks/plots/augmentation.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     params:
         metric="macro_f1",
     script:
@@ -100,7 +100,7 @@ rule plot_confusion:
     benchmark:
         "results/benchmarks/plots/confusion/{dataset}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     params:
         generators=GENERATORS,
     script:
@@ -123,7 +123,7 @@ rule plot_fidelity:
     benchmark:
         "results/benchmarks/plots/fidelity.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     script:
         "../scripts/plot_fidelity.py"
 
@@ -145,7 +145,7 @@ rule plot_samples:
     benchmark:
         "results/benchmarks/plots/samples/{source}/{generator}.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     params:
         seed=config["seed"],
     script:
@@ -168,7 +168,7 @@ rule plot_generator_loss:
     benchmark:
         "results/benchmarks/plots/generator_loss.tsv"
     conda:
-        "../../envs/pipeline.yaml"
+        "../../envs/report.yaml"
     params:
         sources=SOURCE_DATASETS,
         generators=GENERATORS,

@@ -76,16 +76,23 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray, block: int = 
 def memorisation(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, copy_tolerance: float = 1e-6) -> dict:
     """Do synthetic records sit closer to the training records than unseen real records do?
 
-    Compares each synthetic record's distance to its nearest training record with the same for
-    held-out real records (a generator that copies its training data has far smaller distances).
     `share_closer_than_any_holdout`: synthetic records nearer a training record than the nearest
-    held-out record is; `exact_copies`: synthetic records within `copy_tolerance` of one.
+    held-out record is (a generator that copies its training data scores high);
+    `exact_copies`: synthetic records within `copy_tolerance` of one. Both are also high for bland
+    records (e.g. near the mean ECG), which sit close to every real record, seen or not. So
+    `share_nearer_train_than_holdout` asks, per synthetic record, whether its nearest real record
+    is a training or a held-out one: a generator that has not learnt the training records in
+    particular scores `share_expected_without_memorisation` (the training records' share of all
+    real records) on average; one that reproduces them scores more.
     """
     synthetic_to_train = nearest_distances(synthetic, train)
     holdout_to_train = nearest_distances(holdout, train)
+    synthetic_to_holdout = nearest_distances(synthetic, holdout)
     return {
         "median_synthetic_to_train": float(np.median(synthetic_to_train)),
         "median_holdout_to_train": float(np.median(holdout_to_train)),
         "share_closer_than_any_holdout": float((synthetic_to_train < holdout_to_train.min()).mean()),
+        "share_nearer_train_than_holdout": float((synthetic_to_train < synthetic_to_holdout).mean()),
+        "share_expected_without_memorisation": len(train) / (len(train) + len(holdout)),
         "exact_copies": int((synthetic_to_train <= copy_tolerance).sum()),
     }

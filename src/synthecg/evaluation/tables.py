@@ -24,7 +24,8 @@ FIDELITY_METRICS = [
     "discriminative_accuracy",
     "tstr_macro_f1",
     "trts_macro_f1",
-    "memorisation_share",
+    "closer_than_any_holdout",
+    "nearer_train_excess",
     "amplitude_relative_difference",
     "log_spectrum_difference",
     "heart_rate_wasserstein_bpm",
@@ -69,8 +70,12 @@ def collect_fidelity(paths: Iterable[Path]) -> pd.DataFrame:
     rows = []
     for path in paths:
         report = read_json(path)
+        memorised = report.get("memorisation") or {}
         signal_scores = {
-            "memorisation_share": (report.get("memorisation") or {}).get("share_closer_than_any_holdout"),
+            "closer_than_any_holdout": memorised.get("share_closer_than_any_holdout"),
+            # 0 when the nearest real record of a synthetic one is a training record no more often than chance.
+            "nearer_train_excess": (memorised["share_nearer_train_than_holdout"]
+                                    - memorised["share_expected_without_memorisation"]) if memorised else None,
             "amplitude_relative_difference": float(np.mean([
                 abs(v["synthetic"] - v["real"]) / v["real"] for v in report["amplitude_mv"].values() if v["real"] > 0
             ])),

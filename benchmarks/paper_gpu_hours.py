@@ -1,0 +1,117 @@
+"""Device hours the `paper` preset needs, extrapolated from measured training and sampling rates.
+
+    python benchmarks/paper_gpu_hours.py --device cuda --precision bf16     # on a GPU machine
+    .venv/bin/python benchmarks/paper_gpu_hours.py --device cpu --steps 2   # checks the script; CPU hours
+
+Rates are measured here, at the preset's model sizes, through the real training loops: each
+generator through `generator_throughput.measure` (records/s over all its training stages, and
+records/s of sampling), the classifier as records/s of full training steps. The workload comes
+from the preset: PTB-XL's record counts per class from `ptbxl_database.csv` (mapped to the
+preset's classes) and Chapman's from `--chapman-records` (the whole database by default: an upper
+bound, since the mirror holds too few Chapman headers to count its classes). Classifier epochs
+are `max_epochs`, also an upper bound: early stopping usually ends sooner. Prints one row per
+kind of job and the total.
+"""
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from generator_throughput import N_LEADS, N_SAMPLES, measure  # noqa: E402
+from synthecg.classifier.resnet1d import ResNet1d, make_classifier_config  # noqa: E402
+from synthecg.generators.base import make_config  # noqa: E402
+
+CHAPMAN_RECORDS = 45_152  # ecg-arrhythmia 1.0.0, every record
+
+
+def preset() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for key, value in yaml.safe_load((REPO / "presets/paper.yaml").read_text()).items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+    return config
+
+
+def ptbxl_records(database_csv: Path, classes: dict) -> int:
+    """Records of PTB-XL that map to exactly one of the preset's classes."""
+    codes = pd.read_csv(database_csv, usecols=["scp_codes"])["scp_codes"].map(lambda s: set(ast.literal_eval(s)))
+    by_class = [codes.map(lambda c, wanted=set(m["ptbxl"]): bool(c & wanted)) for m in classes.values()]
+    return int((np.sum(by_class, axis=0) == 1).sum())
+
+
+def classifier_records_per_s(config, device: torch.device, precision: str, steps: int) -> float:
+    model = ResNet1d(config, N_LEADS, 4).to(device)
+    optimizer = torch.optim.AdamW(model.parameters())
+    x = torch.randn(config.batch_size, N_LEADS, N_SAMPLES, device=device)
+    y = torch.randint(0, 4, (config.batch_size,), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * config.batch_size / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser.add_argument("--chapman-records", type=int, default=CHAPMAN_RECORDS)
+    parser.add_argument("--ptbxl-database", type=Path,
+                        default=REPO.parent / "shared/data/physionet/ptb-xl/1.0.3/ptbxl_database.csv")
+    args = parser.parse_args()
+    config, device = preset(), torch.device(args.device)
+    train_share = config["split_fractions"]["train"]
+    records = {"ptbxl": ptbxl_records(args.ptbxl_database, config["classes"]), "chapman": args.chapman_records}
+    train = {name: n * train_share for name, n in records.items() if name in config["datasets"]}
+    train["merged"] = sum(train.values())
+    ratio = config["sampling"]["ratio_to_real"]
+    seeds = len(config["experiments"]["seeds"])
+    rows = []
+    for name in config["generators"]["names"]:
+        rates = measure(name, "paper", args.device, args.precision, args.steps, sample_batch=max(2, args.steps // 2))
+        model_config = make_config(name, config["generators"].get(name, {}))
+        stage_steps = sum(getattr(model_config, f) for f in ("steps", "prior_steps") if hasattr(model_config, f))
+        train_h = len(records) * stage_steps * model_config.batch_size / rates["train_samples_per_s"] / 3600
+        sample_h = sum(ratio * train[s] / rates["sample_records_per_s"] / 3600 for s in records)
+        rows += [(f"train {name} (per source dataset x {len(records)})", train_h),
+                 (f"sample {name} (x {len(records)})", sample_h)]
+    classifier = make_classifier_config(config["classifier"])
+    rate = classifier_records_per_s(classifier, device, args.precision, args.steps)
+    experiments = config["experiments"]
+    per_dataset = (1 + len(config["generators"]["names"]) * (sum(1 + r for r in experiments["augment_ratios"])
+                                                            + ratio + sum(experiments["finetune_fractions"])))
+    epochs_records = seeds * classifier.max_epochs * per_dataset * sum(train.values())
+    rows.append((f"classifiers ({seeds} seeds, <= {classifier.max_epochs} epochs, {rate:.0f} records/s)",
+                 epochs_records / rate / 3600))
+    print(f"device {args.device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
+          f"{args.precision}; train records: " + ", ".join(f"{k} {v:.0f}" for k, v in train.items()))
+    for label, hours in rows:
+        print(f"{label:70} {hours:10.1f} h")
+    print(f"{'total':70} {sum(h for _, h in rows):10.1f} h")
+
+
+if __name__ == "__main__":
+    main()

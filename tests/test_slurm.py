@@ -1,0 +1,77 @@
+"""The pipeline through profiles/slurm on a real one-node SLURM cluster started on this machine.
+
+Opt-in (`SYNTHECG_SLURM_TEST=1`, or `make test-slurm`): it needs root, installs Debian's
+slurm-wlm and munge when missing and starts their daemons (tests/slurm/start-cluster.sh). The
+node has a stand-in GPU (gres File=/dev/null), so the `gpu=1` requests of training and
+classifier jobs are scheduled by SLURM for real, on the `gpu` partition; torch finds no CUDA and
+uses the CPU.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_snakemake, write_config
+from test_workflow_generators import TINY_GENERATORS
+
+pytestmark = [pytest.mark.slurm, pytest.mark.integration]
+
+GPU_RULES = {"train_generator", "sample_synthetic", "classifier_real", "classifier_augment", "classifier_synthetic",
+             "classifier_finetune"}
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    if os.environ.get("SYNTHECG_SLURM_TEST") != "1":
+        pytest.skip("opt-in: set SYNTHECG_SLURM_TEST=1 (needs root; installs slurm-wlm and munge)")
+    started = subprocess.run(["bash", str(REPO / "tests/slurm/start-cluster.sh")], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"could not start the one-node SLURM cluster:\n{started.stdout}\n{started.stderr}")
+    return shutil.which("sbatch")
+
+
+def submitted_jobs(run_marker: Path) -> list[dict]:
+    """Every job SLURM still remembers (MinJobAge=600) whose working directory is the test's."""
+    listing = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%P|%k|%b|%T|%Z"],
+                             capture_output=True, text=True, check=True).stdout
+    jobs = []
+    for line in listing.splitlines():
+        job_id, partition, comment, gres, state, workdir = line.split("|")
+        if Path(workdir) == run_marker:
+            jobs.append({"id": job_id, "partition": partition, "rule": comment.removeprefix("rule_").split("_wildcards_")[0],
+                         "gres": gres, "state": state})
+    return jobs
+
+
+def test_the_pipeline_runs_through_sbatch_with_gpu_jobs_on_the_gpu_partition(slurm_cluster, mirror, tmp_path):
+    generators = {**TINY_GENERATORS, "names": ["diffwave"]}
+    write_config(tmp_path, physionet_url=str(mirror), datasets=["ptbxl"], max_records_per_class=5,
+                 generators=generators,
+                 sampling={"per_class": 4, "ratio_to_real": 2.0, "batch_size": 4, "seed": 0},
+                 classifier={"filters": [4, 8, 8], "batch_size": 8, "max_epochs": 1, "patience": 1},
+                 experiments={"seeds": [0], "augment_ratios": [1], "finetune_fractions": [0, 1.0], "device": "auto",
+                              "threads": 1})
+    run_snakemake(
+        tmp_path, "all",
+        "--profile", str(REPO / "profiles/slurm"),
+        # The plugin's defaults wait 40 s before the first status query and add 10 s per idle query,
+        # sized for big clusters; a one-node test cluster answers at once.
+        "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-status-command", "squeue",
+        "--default-resources", "slurm_partition=cpu", "mem_mb=1000", "runtime=30",
+        "--slurm-no-account",
+    )
+    assert (tmp_path / "results/tables/augmentation.csv").exists()
+    assert (tmp_path / "results/plots/transfer.png").exists()
+    jobs = submitted_jobs(tmp_path)
+    rules = {job["rule"] for job in jobs}
+    assert GPU_RULES <= rules and "preprocess_dataset" in rules
+    assert not rules & {"download_dataset", "summarise_tables", "plot_transfer", "all"}  # local rules
+    assert all(job["state"] == "COMPLETED" for job in jobs), jobs
+    for job in jobs:
+        on_gpu = job["rule"] in GPU_RULES
+        assert job["partition"] == ("gpu" if on_gpu else "cpu"), job
+        assert ("gpu" in job["gres"]) == on_gpu, job
