@@ -8,6 +8,7 @@ uses the CPU.
 """
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,16 +34,16 @@ def slurm_cluster():
     return shutil.which("sbatch")
 
 
-def submitted_jobs(run_marker: Path) -> list[dict]:
-    """Every job SLURM still remembers (MinJobAge=600) whose working directory is the test's."""
-    listing = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%P|%k|%b|%T|%Z"],
-                             capture_output=True, text=True, check=True).stdout
+def submitted_jobs(workdir: Path) -> list[dict]:
+    """Every job SLURM still remembers (MinJobAge=600) that ran in `workdir`, from `scontrol show job`."""
+    listing = subprocess.run(["scontrol", "--oneliner", "show", "job"], capture_output=True, text=True).stdout
     jobs = []
     for line in listing.splitlines():
-        job_id, partition, comment, gres, state, workdir = line.split("|")
-        if Path(workdir) == run_marker:
-            jobs.append({"id": job_id, "partition": partition, "rule": comment.removeprefix("rule_").split("_wildcards_")[0],
-                         "gres": gres, "state": state})
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if Path(fields.get("WorkDir", "/")) == workdir:
+            rule = fields.get("Comment", "").removeprefix("rule_").split("_wildcards_")[0]
+            jobs.append({"rule": rule, "partition": fields["Partition"], "gpus": fields.get("TresPerJob", ""),
+                         "state": fields["JobState"], "start": fields["StartTime"], "end": fields["EndTime"]})
     return jobs
 
 
@@ -74,4 +75,7 @@ def test_the_pipeline_runs_through_sbatch_with_gpu_jobs_on_the_gpu_partition(slu
     for job in jobs:
         on_gpu = job["rule"] in GPU_RULES
         assert job["partition"] == ("gpu" if on_gpu else "cpu"), job
-        assert ("gpu" in job["gres"]) == on_gpu, job
+        assert (job["gpus"] == "gres:gpu:1") == on_gpu, job
+    # The node has one (stand-in) GPU: SLURM ran the GPU jobs one after another.
+    spans = sorted((job["start"], job["end"]) for job in jobs if job["rule"] in GPU_RULES)
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
