@@ -67,6 +67,7 @@ def test_the_pipeline_runs_through_sbatch_with_gpu_jobs_on_the_gpu_partition(slu
         "--slurm-status-command", "squeue",
         "--default-resources", "slurm_partition=cpu", "mem_mb=1000", "runtime=30",
         "--slurm-no-account",
+        "--config", "seed=0",  # a --config must not undo the profile's GPU requests
     )
     assert (tmp_path / "results/tables/augmentation.csv").exists()
     assert (tmp_path / "results/plots/transfer.png").exists()
