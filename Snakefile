@@ -36,6 +36,7 @@ localrules:
     plot_transfer,
     plot_augmentation,
     plot_fidelity,
+    plot_heart_rate,
     plot_generator_loss,
 
 

@@ -81,6 +81,7 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     assert (tables / "fidelity.md").read_text().startswith("| dataset | generator | fid | mmd |")
     plots = sorted(str(p.relative_to(tmp_path / "results/plots")) for p in (tmp_path / "results/plots").rglob("*.png"))
     assert plots == sorted(["transfer.png", "augmentation_gain.png", "fidelity_heatmap.png", "generator_loss.png",
+                            "heart_rate.png",
                             *(f"confusion/{d}.png" for d in ("ptbxl", "chapman", "merged")),
                             *(f"samples/{d}/diffwave.png" for d in ("ptbxl", "chapman")),
                             *(f"embedding/{d}/diffwave.png" for d in ("ptbxl", "chapman", "merged"))])

@@ -152,6 +152,7 @@ def plot_files():
         "results/plots/transfer.png",
         "results/plots/augmentation_gain.png",
         "results/plots/fidelity_heatmap.png",
+        "results/plots/heart_rate.png",
         "results/plots/generator_loss.png",
         *expand("results/plots/confusion/{dataset}.png", dataset=DATASETS),
         *expand(

@@ -174,3 +174,24 @@ rule plot_generator_loss:
         generators=GENERATORS,
     script:
         "../scripts/plot_generator_loss.py"
+
+
+rule plot_heart_rate:
+    input:
+        reports=fidelity_files(),
+    output:
+        png=report(
+            "results/plots/heart_rate.png",
+            caption="../report/heart_rate.rst",
+            category="4. Closeness to real ECG",
+            subcategory="Summary",
+            labels={"figure": "heart rate per class"},
+        ),
+    log:
+        "results/logs/plots/heart_rate.log",
+    benchmark:
+        "results/benchmarks/plots/heart_rate.tsv"
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../scripts/plot_heart_rate.py"

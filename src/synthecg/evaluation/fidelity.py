@@ -84,6 +84,7 @@ def compute_fidelity(
     report = {
         "dataset": meta["dataset"],
         "generator": metadata(synthetic_h5[0])["generator"],
+        "classes": meta["classes"],
         "n_real_train": int(len(train["x"])),
         "n_synthetic": int(len(synthetic_x)),
         "by_seed": by_seed,

@@ -169,3 +169,38 @@ def generator_losses(curves: Mapping[tuple[str, str], Path], path: Path) -> None
             axis.set_yscale("log")
     grid.set_titles("{col_name}")
     save(grid.figure, path)
+
+
+def heart_rate_ranges(reports: Sequence[Path], path: Path) -> None:
+    """Per dataset and class: median and interquartile range of heart rate, real vs each generator."""
+    rows, class_order = [], {}
+    for report in map(read_json, reports):
+        class_order.setdefault(report["dataset"], report.get("classes", []))
+        for name, sides in report.get("heart_rate_bpm", {}).items():
+            for side, label in (("real", "real"), ("synthetic", report["generator"])):
+                summary = sides[side]
+                if "median" in summary:
+                    rows.append({"dataset": report["dataset"], "class": name, "source": label,
+                                 "median": summary["median"], "q25": summary["q25"], "q75": summary["q75"]})
+    if not rows:
+        return _empty(path, "no heart rate detected")
+    table = pd.DataFrame(rows).drop_duplicates(["dataset", "class", "source"])
+    sources = ["real", *sorted(set(table.source) - {"real"})]
+    datasets = list(dict.fromkeys(table.dataset))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4), squeeze=False, sharey=True)
+    palette = dict(zip(sources, ["black", *sns.color_palette(n_colors=len(sources) - 1)]))
+    for axis, dataset in zip(axes[0], datasets):
+        part = table[table.dataset == dataset]
+        present = set(part["class"])
+        classes = [c for c in class_order[dataset] if c in present] + sorted(present - set(class_order[dataset]))
+        width = 0.8 / len(sources)
+        for offset, source in enumerate(sources):
+            rows = part[part.source == source].set_index("class").reindex(classes)
+            x = np.arange(len(classes)) - 0.4 + width * (offset + 0.5)
+            axis.errorbar(x, rows["median"], yerr=[rows["median"] - rows["q25"], rows["q75"] - rows["median"]],
+                          fmt="o", color=palette[source], label=source, capsize=2, markersize=4)
+        axis.set_xticks(range(len(classes)), classes)
+        axis.set(title=dataset, ylabel="heart rate (bpm)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    save(figure, path)
