@@ -130,6 +130,11 @@ def real_classifier_models(wildcards):
     )
 
 
+def first_real_classifier_model(wildcards):
+    """The real-data classifier of the first seed: its feature space is the one the embedding plot shows."""
+    return real_classifier_models(wildcards)[0]
+
+
 def tstr_metrics(wildcards):
     """The synthetic-only classifiers' test metrics (TSTR), one per seed."""
     return expand(

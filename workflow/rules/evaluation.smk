@@ -26,7 +26,7 @@ rule plot_embedding:
     input:
         real="results/data/{dataset}.h5",
         synthetic=synthetic_for,
-        real_model=lambda wildcards: real_classifier_models(wildcards)[0],
+        real_model=first_real_classifier_model,
     output:
         png=report(
             "results/plots/embedding/{dataset}/{generator}.png",
