@@ -31,7 +31,12 @@ rule preprocess_dataset:
         manifest="results/physionet/{source}/manifest.json",
     output:
         h5="results/data/{source}.h5",
-        qc="results/data/{source}/qc.csv",
+        qc=report(
+            "results/data/{source}/qc.csv",
+            caption="../report/qc.rst",
+            category="1. Data",
+            labels={"dataset": "{source}", "table": "excluded records"},
+        ),
     log:
         "results/logs/preprocess/{source}.log",
     benchmark:
