@@ -195,9 +195,9 @@ def heart_rate_ranges(reports: Sequence[Path], path: Path) -> None:
         classes = [c for c in class_order[dataset] if c in present] + sorted(present - set(class_order[dataset]))
         width = 0.8 / len(sources)
         for offset, source in enumerate(sources):
-            rows = part[part.source == source].set_index("class").reindex(classes)
+            ranges = part[part.source == source].set_index("class").reindex(classes)
             x = np.arange(len(classes)) - 0.4 + width * (offset + 0.5)
-            axis.errorbar(x, rows["median"], yerr=[rows["median"] - rows["q25"], rows["q75"] - rows["median"]],
+            axis.errorbar(x, ranges["median"], yerr=[ranges["median"] - ranges["q25"], ranges["q75"] - ranges["median"]],
                           fmt="o", color=palette[source], label=source, capsize=2, markersize=4)
         axis.set_xticks(range(len(classes)), classes)
         axis.set(title=dataset, ylabel="heart rate (bpm)")
