@@ -1,0 +1,38 @@
+"""Which jobs ask the scheduler for a GPU (config key gpu_jobs), read from Snakemake's dry run."""
+
+import re
+
+import pytest
+
+from conftest import run_snakemake, write_config
+
+pytestmark = pytest.mark.integration
+
+MODEL_RULES = {"train_generator", "sample_synthetic", "classifier_real", "classifier_augment",
+               "classifier_synthetic", "classifier_finetune"}
+
+
+def gpu_requests(workdir) -> dict[str, set[int]]:
+    """rule -> the gpu values its planned jobs ask for (0 where a job asks none)."""
+    output = run_snakemake(workdir, "all", "--dry-run").stdout
+    requests = {}
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", output, re.M | re.S):
+        gpu = re.search(r"resources:.*\bgpu=(\d+)", body)
+        requests.setdefault(rule, set()).add(int(gpu.group(1)) if gpu else 0)
+    return requests
+
+
+@pytest.mark.parametrize("gpu_jobs,device,expected", [
+    ("always", "cpu", 1),  # e.g. a cluster whose login node has no GPU
+    ("never", "cuda", 0),
+    ("auto", "cpu", 0),
+    ("auto", "cuda", 1),
+])
+def test_model_jobs_ask_for_a_gpu_as_configured_and_no_other_job_does(tmp_path, mirror, gpu_jobs, device, expected):
+    write_config(tmp_path, physionet_url=str(mirror), gpu_jobs=gpu_jobs,
+                 experiments={"seeds": [0], "augment_ratios": [1], "finetune_fractions": [0], "device": device},
+                 generators={"names": ["diffwave"], "training": {"device": device}})
+    requests = gpu_requests(tmp_path)
+    assert MODEL_RULES <= set(requests)
+    for rule, values in requests.items():
+        assert values == ({expected} if rule in MODEL_RULES else {0}), rule
