@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from generator_throughput import N_LEADS, N_SAMPLES, measure  # noqa: E402
 from synthecg.classifier.resnet1d import ResNet1d, make_classifier_config  # noqa: E402
+from synthecg.config import merge_configs, validate_config  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
 
 PTBXL_RECORDS = 21_799  # PTB-XL 1.0.3, every record
@@ -33,10 +34,9 @@ CHAPMAN_RECORDS = 45_152  # ecg-arrhythmia 1.0.0, every record
 
 
 def preset() -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    for key, value in yaml.safe_load((REPO / "presets/paper.yaml").read_text()).items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
-    return config
+    """config.yaml with presets/paper.yaml over it, as Snakemake merges them, defaults filled in."""
+    default, paper = (yaml.safe_load((REPO / name).read_text()) for name in ("config.yaml", "presets/paper.yaml"))
+    return validate_config(merge_configs(default, paper), REPO / "workflow/schemas/config.schema.yaml")
 
 
 def classifier_records_per_s(config, device: torch.device, precision: str, steps: int) -> float:

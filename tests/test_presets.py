@@ -1,28 +1,19 @@
 """The paper preset really is full scale, and it stays a valid config."""
 
-import copy
 import dataclasses
 
 import yaml
 
 from conftest import REPO
-from synthecg.config import validate_config
+from synthecg.config import merge_configs, validate_config
 from synthecg.generators.base import make_config
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 
 
-def merged(base: dict, override: dict) -> dict:
-    """Config files merged key by key, as Snakemake merges --configfile over configfile:."""
-    result = copy.deepcopy(base)
-    for key, value in override.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) and isinstance(result.get(key), dict) else value
-    return result
-
-
 def test_paper_preset_restores_every_full_scale_model_setting():
     default = yaml.safe_load((REPO / "config.yaml").read_text())
-    paper = merged(default, yaml.safe_load((REPO / "presets/paper.yaml").read_text()))
+    paper = merge_configs(default, yaml.safe_load((REPO / "presets/paper.yaml").read_text()))
     validate_config(paper, SCHEMA)
     assert paper["max_records_per_class"] is None
     for name in paper["generators"]["names"]:

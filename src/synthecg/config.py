@@ -12,6 +12,15 @@ import yaml
 from synthecg.errors import PipelineError
 
 
+def merge_configs(base: Mapping, override: Mapping) -> dict:
+    """`override` merged into `base` key by key, as Snakemake merges a --configfile over configfile:."""
+    result = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        nested = isinstance(value, Mapping) and isinstance(result.get(key), Mapping)
+        result[key] = merge_configs(result[key], value) if nested else copy.deepcopy(value)
+    return result
+
+
 def load_schema(path: str | Path) -> dict:
     with open(path) as handle:
         return yaml.safe_load(handle)
