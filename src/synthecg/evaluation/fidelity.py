@@ -22,7 +22,7 @@ from synthecg.classifier.training import predict_probabilities
 from synthecg.data.store import STANDARD_LEADS, load_split, metadata
 from synthecg.errors import PipelineError
 from synthecg.evaluation.closeness import discriminative_score, frechet_distance, memorisation, mmd_rbf
-from synthecg.evaluation.heart_rate import heart_rate_by_class
+from synthecg.evaluation.rhythm import analyse_records, heart_rate_by_class, rhythm_by_class
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.io import write_json_atomically
 
@@ -81,6 +81,8 @@ def compute_fidelity(
     real_mv, synthetic_mv = to_millivolts(train["x"], meta), to_millivolts(synthetic_x, meta)
     real_psd, real_amplitude = spectrum_and_amplitude(real_mv, meta["fs"])
     synthetic_psd, synthetic_amplitude = spectrum_and_amplitude(synthetic_mv, meta["fs"])
+    real_rhythm = analyse_records(real_mv, meta["fs"], meta["leads"])
+    synthetic_rhythm = analyse_records(synthetic_mv, meta["fs"], meta["leads"])
     report = {
         "dataset": meta["dataset"],
         "generator": metadata(synthetic_h5[0])["generator"],
@@ -96,9 +98,11 @@ def compute_fidelity(
         "log_power_spectrum_mean_abs_difference": {
             lead: float(np.abs(r - s).mean()) for lead, r, s in zip(STANDARD_LEADS, real_psd, synthetic_psd)
         },
-        "heart_rate_bpm": heart_rate_by_class(
-            real_mv, train["y"], synthetic_mv, synthetic_y, meta["classes"], meta["fs"]
-        ),
+        "heart_rate_bpm": heart_rate_by_class(real_rhythm, train["y"], synthetic_rhythm, synthetic_y, meta["classes"]),
+        "rhythm": {
+            "real": rhythm_by_class(real_rhythm, train["y"], meta["classes"]),
+            "synthetic": rhythm_by_class(synthetic_rhythm, synthetic_y, meta["classes"]),
+        },
     }
     write_json_atomically(report, out_json)
     return report

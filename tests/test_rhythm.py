@@ -1,0 +1,105 @@
+"""The rhythm reader: beats at known rates, the mirror's real records, and what must read as no rhythm."""
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfiltfilt
+
+from conftest import MIRROR
+from synthecg.data.labels import ClassMap, ptbxl_catalogue
+from synthecg.data.records import SignalSpec, read_record
+from synthecg.data.store import STANDARD_LEADS
+from synthecg.evaluation.rhythm import analyse_records, fits_class, heart_rate_by_class, rhythm_by_class
+
+PTBXL = MIRROR / "ptb-xl" / "1.0.3"
+LEADS = list(STANDARD_LEADS)
+
+
+def beats(bpm: float, fs: int = 100, seconds: int = 10, noise: float = 0.02, seed: int = 0, jitter: float = 0.0):
+    """12 leads of QRS-like biphasic spikes (1 mV) at a rate, some leads inverted, plus noise.
+
+    `jitter` moves each beat by up to that share of the RR interval (an irregular rhythm)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(fs * seconds) / fs
+    rr = 60 / bpm
+    centres = np.arange(0.4, seconds - 0.3, rr) + rng.uniform(-jitter, jitter, len(np.arange(0.4, seconds - 0.3, rr))) * rr
+    wave = sum(np.exp(-0.5 * ((t - c) / 0.012) ** 2) - 0.3 * np.exp(-0.5 * ((t - c - 0.03) / 0.015) ** 2)
+               for c in centres)
+    signs = np.where(np.arange(12) % 4 == 0, -1.0, 1.0)[:, None]
+    return signs * wave + noise * rng.normal(size=(12, len(t)))
+
+
+@pytest.mark.parametrize("bpm", [45, 75, 120, 170])
+def test_regular_beats_read_their_rate_at_100_and_500_hz(bpm):
+    for fs in (100, 500):
+        rhythm = analyse_records(beats(bpm, fs=fs)[None], fs, LEADS).iloc[0]
+        assert rhythm.detected
+        assert rhythm.heart_rate_bpm == pytest.approx(bpm, rel=0.02)
+        assert rhythm.rr_irregularity < 0.02
+
+
+def test_jittered_beats_are_irregular_and_fit_afib_not_sr():
+    rhythm = analyse_records(np.stack([beats(90, seed=s, jitter=0.25) for s in range(4)]), 100, LEADS)
+    assert rhythm.detected.all() and (rhythm.rr_irregularity > 0.06).all()
+    assert fits_class(rhythm, ["AFIB"] * 4).tolist() == [1.0] * 4
+    assert fits_class(rhythm, ["SR"] * 4).tolist() == [0.0] * 4
+
+
+def test_noise_flat_and_faint_records_have_no_rhythm():
+    rng = np.random.default_rng(0)
+    white = rng.normal(0, 1.0, (8, 12, 1000))
+    low_passed = 3 * sosfiltfilt(butter(4, 15, fs=100, output="sos"), white, axis=-1)
+    faint = beats(75)[None] * 0.05  # QRS of 0.05 mV: below what any ECG lead records
+    records = np.concatenate([0.5 * white, 2 * white, low_passed, np.zeros((1, 12, 1000)), faint])
+    rhythm = analyse_records(records, 100, LEADS)
+    assert not rhythm.detected.any(), rhythm
+    assert rhythm.heart_rate_bpm.isna().all()
+    assert np.nansum(fits_class(rhythm, ["GSVT"] * len(records))) == 0
+
+
+@pytest.fixture(scope="module")
+def real_rhythm_records(mirror):
+    """Every mirror record whose only rhythm class is SB or GSVT (at least a few of each), in mV."""
+    class_map = ClassMap.from_config({"SB": {"ptbxl": ["SBRAD"]}, "GSVT": {"ptbxl": ["STACH", "SVTAC", "PSVT"]}})
+    catalogue = ptbxl_catalogue(PTBXL / "ptbxl_database.csv", class_map, 100)
+    present = np.array([(PTBXL / f"{path}.hea").exists() for path in catalogue.record_path])
+    chosen = catalogue[(catalogue.label != "").to_numpy() & present]
+    spec = SignalSpec(source_fs=100, fs=100)
+    x = np.stack([read_record(PTBXL / path, spec) for path in chosen.record_path])
+    return x, chosen.label.to_numpy()
+
+
+def test_real_bradycardia_and_tachycardia_fall_on_their_side_of_60_and_100_bpm(mirror, real_rhythm_records):
+    x, names = real_rhythm_records
+    assert (names == "SB").sum() >= 10 and (names == "GSVT").sum() >= 10
+    rhythm = analyse_records(x, 100, LEADS)
+    assert rhythm.detected.mean() >= 0.9
+    fits = fits_class(rhythm, names)
+    assert np.mean(fits[names == "SB"]) >= 0.9 and np.mean(fits[names == "GSVT"]) >= 0.9
+    # The floor: the same records with their labels swapped almost never fit.
+    assert np.mean(fits_class(rhythm, np.where(names == "SB", "GSVT", "SB"))) <= 0.1
+
+
+def test_a_baseline_step_does_not_hide_the_rhythm_of_real_records(mirror, real_rhythm_records):
+    x = real_rhythm_records[0][:30]
+    stepped = x.copy()
+    stepped[:, :, 500:] += 5.0  # 5 mV, half-way through
+    clean, step = analyse_records(x, 100, LEADS), analyse_records(stepped, 100, LEADS)
+    assert step.detected.mean() >= clean.detected.mean() - 0.1
+    both = clean.detected & step.detected
+    assert np.allclose(clean.heart_rate_bpm[both], step.heart_rate_bpm[both], rtol=0.05)
+
+
+def test_per_class_reports_give_shares_rates_and_distances():
+    real = np.stack([beats(50, seed=i) for i in range(4)] + [beats(150, seed=i) for i in range(4)])
+    synthetic = np.stack([beats(52, seed=10 + i) for i in range(3)] + [np.zeros((12, 1000))] * 2)
+    real_y, synthetic_y = np.repeat([0, 1], 4), np.array([0, 0, 0, 1, 1])
+    real_rhythm, synthetic_rhythm = analyse_records(real, 100, LEADS), analyse_records(synthetic, 100, LEADS)
+    by_class = rhythm_by_class(synthetic_rhythm, synthetic_y, ["SB", "GSVT"])
+    assert by_class["SB"] == pytest.approx({"n": 3, "detectable": 1.0, "fits_class": 1.0,
+                                           "heart_rate_median_bpm": 52, "rr_irregularity_median": 0.0}, abs=1.5)
+    assert by_class["GSVT"]["detectable"] == 0.0 and by_class["GSVT"]["heart_rate_median_bpm"] is None
+    report = heart_rate_by_class(real_rhythm, real_y, synthetic_rhythm, synthetic_y, ["SB", "GSVT", "SR"])
+    assert set(report) == {"SB", "GSVT"}  # SR has no record on either side
+    assert report["SB"]["wasserstein_bpm"] == pytest.approx(2, abs=1)
+    assert report["GSVT"]["synthetic"] == {"n": 2, "n_detected": 0, "detectable": 0.0}
+    assert report["GSVT"]["wasserstein_bpm"] is None
