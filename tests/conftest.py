@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -96,6 +97,27 @@ def mirror_copy(mirror, tmp_path) -> Path:
     ptbxl = mirror / "ptb-xl" / "1.0.3"
     shutil.copytree(ptbxl, copy / "ptb-xl" / "1.0.3", ignore=shutil.ignore_patterns("records500"))
     return copy
+
+
+@pytest.fixture(scope="session")
+def real_ptbxl_records(mirror):
+    """Real PTB-XL records of the mirror at 100 Hz, in mV [N, 12, 1000], with their class names [N]:
+    every SB and GSVT record and the first 40 SR and AFIB records (the classes of config.yaml)."""
+    import numpy as np
+
+    from synthecg.data.labels import ClassMap, ptbxl_catalogue
+    from synthecg.data.records import SignalSpec, read_record
+
+    ptbxl = mirror / "ptb-xl" / "1.0.3"
+    classes = yaml.safe_load((REPO / "config.yaml").read_text())["classes"]
+    catalogue = ptbxl_catalogue(ptbxl / "ptbxl_database.csv", ClassMap.from_config(classes), 100)
+    present = np.array([(ptbxl / f"{path}.hea").exists() for path in catalogue.record_path])
+    catalogue = catalogue[(catalogue.label != "").to_numpy() & present]
+    catalogue = pd.concat([catalogue[catalogue.label == name].head(40 if name in ("SR", "AFIB") else None)
+                           for name in classes])
+    spec = SignalSpec(source_fs=100, fs=100)
+    x = np.stack([read_record(ptbxl / path, spec) for path in catalogue.record_path])
+    return x, catalogue.label.to_numpy()
 
 
 def write_config(workdir: Path, **overrides) -> Path:

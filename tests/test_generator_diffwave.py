@@ -1,13 +1,16 @@
+import dataclasses
+
+import pytest
 import torch
 
-from synthecg.generators.diffwave import DiffWave, DiffWaveConfig
+from synthecg.generators.diffwave import DiffWave, DiffWaveConfig, sampling_timesteps, terminal_signal
 
 TINY = DiffWaveConfig(residual_layers=3, residual_channels=16, dilation_cycle=3, embedding_dim=32,
                       diffusion_steps=20, beta_end=0.3, batch_size=8, steps=10, learning_rate=5e-3)
 
 
 def test_shapes_for_any_length():
-    model = DiffWave(TINY, n_classes=3, n_leads=12, n_samples=101)
+    model = DiffWave(TINY, n_classes=3, n_leads=12, n_samples=101, fs=100)
     x, y = torch.randn(4, 12, 101), torch.tensor([0, 1, 2, 0])
     assert model.loss(x, y).shape == ()
     sample = model.sample(y, torch.Generator().manual_seed(0))
@@ -16,7 +19,7 @@ def test_shapes_for_any_length():
 
 def test_loss_falls_when_overfitting_one_batch():
     torch.manual_seed(0)
-    model = DiffWave(TINY, 2, 12, 64)
+    model = DiffWave(TINY, 2, 12, 64, 100)
     x, y = torch.sin(torch.linspace(0, 12, 64)).repeat(8, 12, 1), torch.tensor([0, 1] * 4)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     losses = []
@@ -30,29 +33,72 @@ def test_loss_falls_when_overfitting_one_batch():
     assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10
 
 
-def test_the_sampler_inverts_the_noising_with_a_perfect_noise_predictor():
-    """With the exact noise of one known record, ancestral sampling must land on that record,
-    on the full schedule and on a fast one: this checks the sampler's arithmetic."""
-    for fast in ((), (1e-4, 1e-3, 1e-2, 5e-2, 2e-1, 5e-1)):
-        config = DiffWaveConfig(residual_layers=1, residual_channels=4, dilation_cycle=1, embedding_dim=8,
-                                diffusion_steps=50, beta_end=0.2, fast_betas=fast)
-        model = DiffWave(config, 1, 12, 32)
-        target = torch.randn(1, 12, 32)
-        betas, _ = model._sampling_schedule()
-        alpha_bars = torch.cumprod(1 - betas, 0)
-        step_of = {round(float(t), 4): i for i, t in enumerate(model._sampling_schedule()[1])}
-
-        def exact_noise(x_t, t, y):
-            alpha_bar = alpha_bars[step_of[round(float(t[0]), 4)]]
-            return (x_t - alpha_bar.sqrt() * target) / (1 - alpha_bar).sqrt()
-
-        model.predict_noise = exact_noise
-        sample = model.sample(torch.zeros(2, dtype=torch.long), torch.Generator().manual_seed(0))
-        torch.testing.assert_close(sample, target.expand(2, -1, -1), atol=1e-4, rtol=0)
+def test_the_default_schedule_ends_in_noise_and_the_audio_one_does_not():
+    assert terminal_signal(DiffWaveConfig()) < 0.01
+    assert terminal_signal(DiffWaveConfig(beta_end=0.02)) == pytest.approx(0.13, abs=0.01)  # DiffWave's audio recipe
 
 
-def test_fast_schedule_maps_onto_training_steps():
-    model = DiffWave(DiffWaveConfig(residual_layers=1, residual_channels=4, dilation_cycle=1, embedding_dim=8,
-                                    fast_betas=(1e-4, 1e-3, 1e-2, 5e-2, 2e-1, 5e-1)), 1, 12, 32)
-    _, steps = model._sampling_schedule()
-    assert steps[0] == 0 and (steps[1:] > steps[:-1]).all() and steps[-1] <= 199
+def gaussian_oracle(model, variances):
+    """The exact noise predictor for data ~ N(0, diag(variances)): E[noise | x_t]."""
+    def predict_noise(x_t, t, y):
+        a = model.alpha_bars[t][:, None, None]
+        return (1 - a).sqrt() * x_t / (a * variances + 1 - a)
+    return predict_noise
+
+
+@pytest.mark.parametrize("sampling_steps,eta,floor", [(0, 1.0, 0.9), (100, 0.0, 0.85), (50, 0.0, 0.85)])
+def test_with_an_exact_noise_predictor_samples_keep_the_data_variance(sampling_steps, eta, floor):
+    """Data with most variance in a few directions, as ECG has at low frequencies, sampled with the
+    exact noise predictor: the audio schedule, which does not end in noise, starts sampling with
+    too little of that variance and keeps under half of it; the default keeps most of it in every
+    direction (the rest is the short chain's discretisation)."""
+    variances = torch.tensor([20.0] * 4 + [0.05] * 8)[:, None]  # [leads, 1]: per-lead variance
+
+    def kept(config):
+        model = DiffWave(config, 1, 12, 256, 100)
+        model.predict_noise = gaussian_oracle(model, variances)
+        x = model.sample(torch.zeros(200, dtype=torch.long), torch.Generator().manual_seed(0))
+        ratio = x.var(dim=(0, 2))[:, None] / variances
+        return ratio[:4].mean().item(), ratio[4:].mean().item()
+
+    small = dict(residual_layers=1, residual_channels=4, dilation_cycle=1, embedding_dim=8,
+                 sampling_steps=sampling_steps, sampling_eta=eta)
+    assert min(kept(DiffWaveConfig(**small))) > floor
+    assert kept(DiffWaveConfig(**small, beta_end=0.02))[0] < 0.5
+
+
+@pytest.mark.parametrize("sampling_steps", [0, 7, 50])
+def test_the_sampler_inverts_the_noising_with_a_perfect_noise_predictor(sampling_steps):
+    """With the exact noise of one known record the chain lands on that record, whatever its length."""
+    config = DiffWaveConfig(residual_layers=1, residual_channels=4, dilation_cycle=1, embedding_dim=8,
+                            diffusion_steps=60, sampling_steps=sampling_steps)
+    model = DiffWave(config, 1, 12, 32, 100)
+    target = torch.randn(1, 12, 32)
+
+    def exact_noise(x_t, t, y):
+        a = model.alpha_bars[t][:, None, None]
+        return (x_t - a.sqrt() * target) / (1 - a).sqrt()
+
+    model.predict_noise = exact_noise
+    sample = model.sample(torch.zeros(2, dtype=torch.long), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sample, target.expand(2, -1, -1), atol=1e-4, rtol=0)
+
+
+def test_a_short_sampling_chain_is_spread_over_the_training_steps():
+    steps = sampling_timesteps(DiffWaveConfig(diffusion_steps=200, sampling_steps=50))
+    assert len(steps) == 50 and steps[0] == 0 and steps[-1] == 199 and (steps[1:] > steps[:-1]).all()
+    assert len(sampling_timesteps(DiffWaveConfig(diffusion_steps=200, sampling_steps=0))) == 200
+
+
+def test_dilations_stop_below_the_record_length():
+    model = DiffWave(dataclasses.replace(TINY, residual_layers=12, dilation_cycle=12), 1, 12, 1000, 100)
+    dilations = [block.dilated_conv.dilation[0] for block in model.blocks]
+    assert max(dilations) == 512 and dilations[:10] == [2**i for i in range(10)]
+
+
+def test_samples_stay_within_the_training_records_range():
+    model = DiffWave(TINY, 1, 12, 64, 100)
+    torch.nn.init.normal_(model.output_projection.weight, std=5.0)  # a wild, untrained predictor
+    model.prepare(torch.randn(16, 12, 64).clamp(-3, 3), torch.zeros(16, dtype=torch.long))
+    sample = model.sample(torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(0))
+    assert sample.abs().max() <= 3.0 + 1e-4

@@ -29,7 +29,7 @@ def ecg_like(n_per_class: int, n_samples: int, classes=(0, 1)) -> tuple[torch.Te
 
 def prepared_model(n_samples=64, config=TINY) -> TimeDiffusion:
     """A model whose classes 0 and 1 have training records and class 2 has none."""
-    model = TimeDiffusion(config, N_CLASSES, LEADS, n_samples)
+    model = TimeDiffusion(config, N_CLASSES, LEADS, n_samples, 100)
     model.prepare(*ecg_like(6, n_samples))
     return model
 
@@ -94,7 +94,8 @@ def test_each_record_trains_only_its_own_class_projector():
     model = prepared_model()
     x, y = ecg_like(3, 64, classes=(1,))
     model.loss(x, y, "main").backward()
-    gradient = [sum(p.grad.abs().sum() for p in projector.parameters()) for projector in model.projectors]
+    gradient = [sum(0 if p.grad is None else p.grad.abs().sum() for p in projector.parameters())
+                for projector in model.projectors]
     assert gradient[0] == 0 and gradient[2] == 0
     assert gradient[1] > 0
 
@@ -121,7 +122,7 @@ def test_same_seed_same_samples_and_another_seed_other_samples():
 def test_seeds_survive_a_state_dict_round_trip():
     torch.manual_seed(0)
     model = briefly_trained(prepared_model())
-    fresh = TimeDiffusion(TINY, N_CLASSES, LEADS, 64)  # never prepared
+    fresh = TimeDiffusion(TINY, N_CLASSES, LEADS, 64, 100)  # never prepared
     fresh.load_state_dict(model.state_dict())
     y = [1, 0, 1, 0]
     assert torch.equal(fresh.sample(torch.tensor(y), torch.Generator().manual_seed(5)), draw(model, y, seed=5))
@@ -146,4 +147,29 @@ def test_an_odd_length_trains_and_samples():
 
 def test_a_config_it_cannot_use_names_the_key():
     with pytest.raises(PipelineError, match="generators.timediffusion.proximity"):
-        TimeDiffusion(TimeDiffusionConfig(proximity=1.5), N_CLASSES, LEADS, 64)
+        TimeDiffusion(TimeDiffusionConfig(proximity=1.5), N_CLASSES, LEADS, 64, 100)
+
+
+def test_with_an_exact_projector_the_walk_down_the_levels_lands_on_the_clean_record():
+    """A projector that knows the clean record answers level x (noise - clean) at every level:
+    the sampler must then return that record exactly, whatever the proximity and rung count."""
+    torch.manual_seed(0)
+    for proximity, steps in [(0.9, 10), (0.3, 4), (0.0, 1)]:
+        model = prepared_model(config=dataclasses.replace(TINY, proximity=proximity, sampling_steps=steps))
+        target = torch.randn(LEADS, 64)
+
+        class Exact(torch.nn.Module):
+            def forward(self, noised, level):
+                # noised = (1 - l) clean + l noise  =>  the noise part is noised - clean
+                return noised - target
+
+        model.projectors[0] = Exact()
+        x = draw(model, [0, 0, 0], seed=1)
+        torch.testing.assert_close(x, target.expand(3, -1, -1), atol=1e-5, rtol=0)
+
+
+def test_samples_remember_their_seeds():
+    torch.manual_seed(0)
+    model = prepared_model(config=dataclasses.replace(TINY, proximity=1.0))
+    x, seeds = model.sample_with_seeds(torch.tensor([0, 1, 1]), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(x, seeds)  # untrained and at proximity 1: nothing moves

@@ -10,7 +10,8 @@ from synthecg.data.store import STANDARD_LEADS, DatasetWriter, RunningStats, loa
 from synthecg.errors import PipelineError
 from synthecg.generators.base import build, make_config
 from synthecg.generators.jobs import classes_to_train, fit_generator, sample_to_h5, synthetic_counts
-from synthecg.generators.training import load_generator, save_generator, train
+from synthecg.data.leads import limb_lead_residual
+from synthecg.generators.training import load_generator, record_weights, save_generator, train
 
 T = 64
 TINY = {
@@ -46,7 +47,7 @@ def tiny(name, **changes):
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_save_and_load_give_identical_samples(name, tmp_path):
     torch.manual_seed(0)
-    model = build(name, tiny(name, steps=5), 2, 12, T)
+    model = build(name, tiny(name, steps=5), 2, 12, T, T)
     x, y = toy_data()
     model.prepare(torch.from_numpy(x), torch.from_numpy(y))
     save_generator(model, name, tmp_path / "model.pt")
@@ -62,14 +63,19 @@ class Interrupted(Exception):
     pass
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_an_interrupted_run_resumes_where_it_stopped(name, tmp_path, monkeypatch):
+# Where a job is killed: 7 steps before the end, or (TimeVQVAE) 2 steps into stage 2, after stage 1's
+# last checkpoint and before stage 2's first, where stage 1's optimiser must not be restored.
+KILLS = [(name, "late") for name in sorted(TINY)] + [("timevqvae", "stage boundary")]
+
+
+@pytest.mark.parametrize("name,kill", KILLS)
+def test_an_interrupted_run_resumes_where_it_stopped(name, kill, tmp_path, monkeypatch):
     x, y = toy_data()
     config = tiny(name, steps=20)
 
     def run(checkpoint, stop_after_calls=None):
         torch.manual_seed(0)
-        model = build(name, config, 2, 12, T)
+        model = build(name, config, 2, 12, T, T)
         if stop_after_calls is not None:  # fail like a killed job, part-way through
             calls = iter(range(stop_after_calls + 1))
             original = model.loss
@@ -85,11 +91,13 @@ def test_an_interrupted_run_resumes_where_it_stopped(name, tmp_path, monkeypatch
         return model, record
 
     uninterrupted, full_record = run(tmp_path / "a.pt")
-    total_steps = sum(stage.steps for stage in uninterrupted.training_plan())
+    steps = [stage.steps for stage in uninterrupted.training_plan()]
+    stop = sum(steps) - 7 if kill == "late" else steps[0] + 2
     with pytest.raises(Interrupted):
-        run(tmp_path / "b.pt", stop_after_calls=total_steps - 7)
+        run(tmp_path / "b.pt", stop_after_calls=stop)
     resumed, record = run(tmp_path / "b.pt")
-    assert record.resumed_from is not None and record.resumed_from["step"] > 0
+    expected = {"stage_index": 1, "step": 0} if kill == "stage boundary" else None
+    assert record.resumed_from is not None and (record.resumed_from == expected or record.resumed_from["step"] > 0)
     assert record.history == full_record.history  # same steps, same losses
     for (key, a), b in zip(uninterrupted.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=f"{name}: {key} differs after resuming")
@@ -98,7 +106,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(name, tmp_path, monkeypatch
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     x, y = toy_data()
     torch.manual_seed(0)
-    model = build("diffwave", tiny("diffwave", steps=20), 2, 12, T)
+    model = build("diffwave", tiny("diffwave", steps=20), 2, 12, T, T)
     original = model.loss
     calls = {"n": 0}
 
@@ -119,7 +127,7 @@ def test_samples_follow_their_class(name, tmp_path):
     """Trained briefly on two clearly different classes, each class's samples are nearer its own."""
     x, y = toy_data()
     torch.manual_seed(0)
-    model = build(name, tiny(name, **CONDITIONING_STEPS[name]), 2, 12, T)
+    model = build(name, tiny(name, **CONDITIONING_STEPS[name]), 2, 12, T, T)
     train(model, x, y, seed=0, checkpoint_path=tmp_path / "ck.pt", fingerprint="f", checkpoint_every=10_000, log_every=50)
     samples = model.sample(torch.tensor([0] * 8 + [1] * 8), torch.Generator().manual_seed(0)).numpy()
 
@@ -182,6 +190,7 @@ def test_fit_and_sample_jobs_write_the_synthetic_set(tmp_path):
         tmp_path / "real.h5", "diffwave", TINY["diffwave"] | {"steps": 10}, out_model=out / "model.pt",
         out_sidecar=out / "model.json", out_curve_csv=out / "loss.csv", out_curve_png=out / "loss.png",
         checkpoint_path=out / "checkpoint.pt", seed=0, min_records_per_class=2, checkpoint_every=5, log_every=5,
+        leads="all",
     )
     assert sidecar["skipped_classes"] == ["NONE"] and sidecar["stages"] == {"main": 10}
     assert json.loads((out / "model.json").read_text())["device"] == "cpu"
@@ -201,3 +210,30 @@ def test_fit_and_sample_jobs_write_the_synthetic_set(tmp_path):
     real_meta = metadata(tmp_path / "real.h5")
     mean, std = (np.asarray(real_meta[k], np.float32)[:, None] for k in ("norm_mean", "norm_std"))
     np.testing.assert_allclose(synthetic["x"][:4], first_batch * std + mean, rtol=1e-5, atol=1e-5)
+
+
+def test_with_independent_leads_the_model_learns_8_and_the_limb_leads_follow_from_i_and_ii(tmp_path):
+    x, y = toy_data(n_per_class=6)
+    write_real_set(tmp_path / "real.h5", x * 2 + 1, y)
+    out = tmp_path / "gen"
+    sidecar = fit_generator(
+        tmp_path / "real.h5", "diffwave", TINY["diffwave"] | {"steps": 5}, out_model=out / "model.pt",
+        out_sidecar=out / "model.json", out_curve_csv=out / "loss.csv", out_curve_png=out / "loss.png",
+        checkpoint_path=out / "checkpoint.pt", seed=0, leads="independent",
+    )
+    assert sidecar["leads"] == ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+    assert load_generator(out / "model.pt").n_leads == 8
+    sample_to_h5(out / "model.pt", out / "model.json", tmp_path / "real.h5", tmp_path / "syn.h5",
+                 per_class=3, ratio_to_real=1.0, batch_size=4, seed=0)
+    synthetic = load_split(tmp_path / "syn.h5", "synthetic")["x"]
+    assert synthetic.shape == (6, 12, T)
+    assert limb_lead_residual(synthetic).max() < 1e-5
+    assert limb_lead_residual(load_split(tmp_path / "real.h5", "train")["x"]).min() > 0.1  # the toy set's leads are unrelated
+
+
+def test_class_balance_gives_each_class_its_share_of_batch_slots():
+    y = torch.tensor([0] * 900 + [1] * 75 + [2] * 25)
+    for balance, expected in [(0.0, [0.9, 0.075, 0.025]), (1.0, [1 / 3] * 3)]:
+        weights = record_weights(y, balance)
+        shares = [float(weights[y == c].sum()) for c in range(3)]
+        assert shares == pytest.approx(expected, abs=1e-9)

@@ -4,13 +4,9 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfiltfilt
 
-from conftest import MIRROR
-from synthecg.data.labels import ClassMap, ptbxl_catalogue
-from synthecg.data.records import SignalSpec, read_record
 from synthecg.data.store import STANDARD_LEADS
 from synthecg.evaluation.rhythm import analyse_records, fits_class, heart_rate_by_class, rhythm_by_class
 
-PTBXL = MIRROR / "ptb-xl" / "1.0.3"
 LEADS = list(STANDARD_LEADS)
 
 
@@ -57,18 +53,14 @@ def test_noise_flat_and_faint_records_have_no_rhythm():
 
 
 @pytest.fixture(scope="module")
-def real_rhythm_records(mirror):
-    """Every mirror record whose only rhythm class is SB or GSVT (at least a few of each), in mV."""
-    class_map = ClassMap.from_config({"SB": {"ptbxl": ["SBRAD"]}, "GSVT": {"ptbxl": ["STACH", "SVTAC", "PSVT"]}})
-    catalogue = ptbxl_catalogue(PTBXL / "ptbxl_database.csv", class_map, 100)
-    present = np.array([(PTBXL / f"{path}.hea").exists() for path in catalogue.record_path])
-    chosen = catalogue[(catalogue.label != "").to_numpy() & present]
-    spec = SignalSpec(source_fs=100, fs=100)
-    x = np.stack([read_record(PTBXL / path, spec) for path in chosen.record_path])
-    return x, chosen.label.to_numpy()
+def real_rhythm_records(real_ptbxl_records):
+    """Every mirror record whose only rhythm class is SB or GSVT, in mV."""
+    x, names = real_ptbxl_records
+    keep = np.isin(names, ["SB", "GSVT"])
+    return x[keep], names[keep]
 
 
-def test_real_bradycardia_and_tachycardia_fall_on_their_side_of_60_and_100_bpm(mirror, real_rhythm_records):
+def test_real_bradycardia_and_tachycardia_fall_on_their_side_of_60_and_100_bpm(real_rhythm_records):
     x, names = real_rhythm_records
     assert (names == "SB").sum() >= 10 and (names == "GSVT").sum() >= 10
     rhythm = analyse_records(x, 100, LEADS)
@@ -79,7 +71,7 @@ def test_real_bradycardia_and_tachycardia_fall_on_their_side_of_60_and_100_bpm(m
     assert np.mean(fits_class(rhythm, np.where(names == "SB", "GSVT", "SB"))) <= 0.1
 
 
-def test_a_baseline_step_does_not_hide_the_rhythm_of_real_records(mirror, real_rhythm_records):
+def test_a_baseline_step_does_not_hide_the_rhythm_of_real_records(real_rhythm_records):
     x = real_rhythm_records[0][:30]
     stepped = x.copy()
     stepped[:, :, 500:] += 5.0  # 5 mV, half-way through

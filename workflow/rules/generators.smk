@@ -24,6 +24,8 @@ rule train_generator:
         settings=generator_settings,
         checkpoint=generator_checkpoint,
         seed=config["generators"]["training"]["seed"],
+        class_balance=config["generators"]["training"]["class_balance"],
+        leads=config["generators"]["leads"],
         checkpoint_every=config["generators"]["training"]["checkpoint_every"],
         log_every=config["generators"]["training"]["log_every"],
         device=config["generators"]["training"]["device"],

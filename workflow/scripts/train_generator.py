@@ -25,6 +25,8 @@ with logged_job(snakemake.log[0]) as log:
         on_small_class=params.on_small_class,
         checkpoint_every=params.checkpoint_every,
         log_every=params.log_every,
+        class_balance=params.class_balance,
+        leads=params.leads,
         device=params.device,
     )
     log.info("trained in %.1f s on %s, final loss %s", sidecar["wall_time_s"], sidecar["device"], sidecar["final_loss"])

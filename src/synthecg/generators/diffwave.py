@@ -3,14 +3,22 @@
 A DDPM whose noise predictor is a WaveNet-like stack of bidirectional (non-causal) dilated
 convolutions. Each residual block gets the diffusion-step embedding and a class embedding;
 the class enters where DiffWave's local conditioner enters (added before the gated
-activation), so every block sees it. 12 channels in and out, one per lead.
+activation), so every block sees it. One channel in and out per generated lead.
 
-Defaults follow DiffWave's unconditional recipe: 36 layers, 256 channels, dilations cycling
-1 … 2^11, T = 200 steps with betas linear from 1e-4 to 0.02. `fast_betas` switches sampling
-to a short schedule, mapped onto the training steps as in the paper's fast sampling.
-With fewer steps, raise `beta_end`: the schedule should end in (nearly) pure noise, which is
-what sampling starts from; 1 - prod(1 - beta) measures how close it gets (0.87 for the
-default 200 steps to 0.02, 0.995 for 50 steps to 0.2).
+Sizes follow DiffWave's unconditional recipe (36 layers, 256 channels, T = 200), with two
+changes for z-scored ECG:
+- the noise schedule must end in noise: sampling starts from N(0, I), so the training chain's
+  last step must hold (almost) no signal. The audio recipe's betas 1e-4 -> 0.02 leave
+  alpha_bar_T = 0.13 (signal amplitude 0.36, fine for audio of small amplitude, not for data of
+  unit variance); 1e-4 -> 0.05 leaves 0.0067 (amplitude 0.08). `terminal_signal` tells it.
+- dilations stop below the record length: DiffWave's cycle up to 2^11 = 2048 would only see
+  padding on 1,000 samples, so the cycle is capped at ceil(log2(samples)) (1 ... 512 at 100 Hz).
+
+Sampling runs on `sampling_steps` training steps spread evenly over the chain (DDIM's strided
+schedule, Song et al. 2021; eta = 1 is DDPM's ancestral sampler, and with every step it is exactly
+DDPM), so a short chain is derived from the training schedule rather than given beside it. Each
+step's estimate of the clean record is clipped to the training records' range, which keeps an
+undertrained model's errors from compounding along the chain.
 """
 
 import math
@@ -20,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from synthecg.errors import PipelineError
 from synthecg.generators.base import GeneratorModel
 
 
@@ -27,23 +36,42 @@ from synthecg.generators.base import GeneratorModel
 class DiffWaveConfig:
     residual_layers: int = 36  # residual blocks
     residual_channels: int = 256  # channels inside each block
-    dilation_cycle: int = 12  # dilations 1, 2, …, 2^(cycle-1), repeated
+    dilation_cycle: int = 12  # dilations 1, 2, …, 2^(cycle-1), repeated (capped by the record length)
     embedding_dim: int = 512  # width of the diffusion-step and class embeddings
     diffusion_steps: int = 200  # T of the training noise schedule
     beta_start: float = 1e-4  # linear beta schedule, first step
-    beta_end: float = 0.02  # linear beta schedule, last step
-    fast_betas: tuple[float, ...] = ()  # a short sampling schedule, e.g. (1e-4, 1e-3, 1e-2, 5e-2, 2e-1, 5e-1); () = all T steps
+    beta_end: float = 0.05  # linear beta schedule, last step (DiffWave's 0.02 does not reach noise on z-scored data)
+    sampling_steps: int = 50  # steps of the sampling chain, spread over the T training steps; 0 = all T
+    sampling_eta: float = 0.0  # DDIM's eta: 0 = deterministic (best on short chains), 1 = DDPM's ancestral noise
     batch_size: int = 16  # records per training step
     learning_rate: float = 2e-4  # Adam, as in DiffWave
     steps: int = 200_000  # training steps (our choice for ECG; DiffWave trains 1M on audio)
 
 
 def step_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sinusoidal embedding of (possibly fractional) diffusion steps t [B] -> [B, dim]."""
+    """Sinusoidal embedding of diffusion steps t [B] -> [B, dim]."""
     half = dim // 2
     frequencies = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device) / (half - 1))
     angles = t.float()[:, None] * frequencies[None] * 4.0  # DiffWave scales steps up for sharper codes
     return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def alpha_bars(config: DiffWaveConfig) -> torch.Tensor:
+    """Signal share alpha_bar_t of each training step t [T] (float64)."""
+    betas = torch.linspace(config.beta_start, config.beta_end, config.diffusion_steps, dtype=torch.float64)
+    return torch.cumprod(1 - betas, dim=0)
+
+
+def terminal_signal(config: DiffWaveConfig) -> float:
+    """alpha_bar_T: the share of the data's variance left at the last step (should be near 0)."""
+    return float(alpha_bars(config)[-1])
+
+
+def sampling_timesteps(config: DiffWaveConfig) -> torch.Tensor:
+    """The training steps the sampling chain visits, ascending, always the first and the last."""
+    total = config.diffusion_steps
+    count = total if config.sampling_steps <= 0 else min(config.sampling_steps, total)
+    return torch.linspace(0, total - 1, count).round().long().unique()
 
 
 class ResidualBlock(nn.Module):
@@ -65,20 +93,25 @@ class ResidualBlock(nn.Module):
 
 
 class DiffWave(GeneratorModel):
-    def __init__(self, config: DiffWaveConfig, n_classes: int, n_leads: int, n_samples: int):
-        super().__init__(config, n_classes, n_leads, n_samples)
+    def __init__(self, config: DiffWaveConfig, n_classes: int, n_leads: int, n_samples: int, fs: int):
+        super().__init__(config, n_classes, n_leads, n_samples, fs)
+        if not 0.0 <= config.sampling_eta <= 1.0:
+            raise PipelineError(f"config key generators.diffwave.sampling_eta: must lie in [0, 1], got {config.sampling_eta}")
         c, e = config.residual_channels, config.embedding_dim
+        cycle = min(config.dilation_cycle, max(1, math.ceil(math.log2(n_samples))))
         self.input_projection = nn.Conv1d(n_leads, c, 1)
         self.step_mlp = nn.Sequential(nn.Linear(128, e), nn.SiLU(), nn.Linear(e, e), nn.SiLU())
         self.class_embedding = nn.Embedding(n_classes, e)
-        self.blocks = nn.ModuleList(
-            ResidualBlock(c, e, 2 ** (i % config.dilation_cycle)) for i in range(config.residual_layers)
-        )
+        self.blocks = nn.ModuleList(ResidualBlock(c, e, 2 ** (i % cycle)) for i in range(config.residual_layers))
         self.skip_projection = nn.Conv1d(c, c, 1)
         self.output_projection = nn.Conv1d(c, n_leads, 1)
         nn.init.zeros_(self.output_projection.weight)  # start by predicting zero noise, as DiffWave does
-        betas = torch.linspace(config.beta_start, config.beta_end, config.diffusion_steps)
-        self.register_buffer("alpha_bars", torch.cumprod(1 - betas, dim=0), persistent=False)
+        self.register_buffer("alpha_bars", alpha_bars(config).float(), persistent=False)
+        # The largest |value| of the training records (normalised): the clip of sampling's estimates.
+        self.register_buffer("data_bound", torch.tensor(float("inf")))
+
+    def prepare(self, train_x, train_y):
+        self.data_bound.fill_(float(train_x.abs().max()))
 
     def predict_noise(self, x_t, t, y):
         """Noise in x_t [B, leads, T] at steps t [B] for classes y [B]."""
@@ -99,33 +132,23 @@ class DiffWave(GeneratorModel):
         x_t = alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * noise
         return F.mse_loss(self.predict_noise(x_t, t, y).float(), noise)
 
-    def _sampling_schedule(self):
-        """Betas of the sampling chain and the (fractional) training step each one stands for."""
-        if not self.config.fast_betas:
-            betas = torch.linspace(self.config.beta_start, self.config.beta_end, self.config.diffusion_steps)
-            return betas, torch.arange(len(betas), dtype=torch.float32)
-        betas = torch.tensor(self.config.fast_betas, dtype=torch.float32)
-        train = self.alpha_bars.cpu().sqrt()
-        steps = []
-        for alpha_bar in torch.cumprod(1 - betas, dim=0).sqrt():
-            # The training step whose noise level matches, interpolated between neighbours.
-            t = int(torch.searchsorted(-train, -alpha_bar).clamp(1, len(train) - 1)) - 1
-            fraction = float((train[t] - alpha_bar) / (train[t] - train[t + 1]))
-            steps.append(min(t + fraction, len(train) - 1.0))  # a schedule noisier than training's ends at T
-        return betas, torch.tensor(steps)
-
     @torch.no_grad()
     def sample(self, y, generator):
-        betas, steps = self._sampling_schedule()
-        alphas = 1 - betas
-        alpha_bars = torch.cumprod(alphas, dim=0)
+        """Records [len(y), leads, T] of classes y, all randomness drawn from `generator`."""
+        device = generator.device
+        y = y.to(device)
         shape = (len(y), self.n_leads, self.n_samples)
-        x = torch.randn(shape, generator=generator, device=generator.device)
-        for n in reversed(range(len(betas))):
-            t = torch.full((len(y),), float(steps[n]), device=x.device)
-            noise = self.predict_noise(x, t, y).float()
-            x = (x - betas[n] / (1 - alpha_bars[n]).sqrt() * noise) / alphas[n].sqrt()
-            if n > 0:
-                sigma = ((1 - alpha_bars[n - 1]) / (1 - alpha_bars[n]) * betas[n]).sqrt()
-                x = x + sigma * torch.randn(shape, generator=generator, device=generator.device)
+        timesteps = sampling_timesteps(self.config).tolist()
+        x = torch.randn(shape, generator=generator, device=device)
+        for i in reversed(range(len(timesteps))):
+            t = timesteps[i]
+            a_t = self.alpha_bars[t]
+            a_prev = self.alpha_bars[timesteps[i - 1]] if i > 0 else torch.ones_like(a_t)
+            noise = self.predict_noise(x, torch.full((len(y),), t, device=device), y).float()
+            clean = ((x - (1 - a_t).sqrt() * noise) / a_t.sqrt()).clamp(-self.data_bound, self.data_bound)
+            noise = (x - a_t.sqrt() * clean) / (1 - a_t).sqrt()  # the noise that goes with the clipped estimate
+            sigma = self.config.sampling_eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
+            x = a_prev.sqrt() * clean + (1 - a_prev - sigma**2).clamp_min(0).sqrt() * noise
+            if i > 0:
+                x = x + sigma * torch.randn(shape, generator=generator, device=device)
         return x

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from synthecg.config import params_hash
+from synthecg.data.leads import INDEPENDENT_LEADS, LEAD_CHOICES, complete_leads, lead_indices
 from synthecg.data.store import DatasetWriter, load_split, metadata
 from synthecg.errors import PipelineError
 from synthecg.generators.base import build, make_config
@@ -58,8 +59,15 @@ def fit_generator(
     on_small_class: str = "skip",
     checkpoint_every: int = 500,
     log_every: int = 50,
+    class_balance: float = 1.0,
+    leads: str = "independent",
     device: str = "auto",
 ) -> dict:
+    """Train generator `name` on the training split of `real_h5` and write the model, its sidecar and loss curve.
+
+    `leads`: "independent" trains on the 8 independent leads (the other 4 are derived when
+    sampling), "all" on all 12. `class_balance`: see `training.record_weights`.
+    """
     meta = metadata(real_h5)
     dataset, classes = meta["dataset"], meta["classes"]
     config = make_config(name, overrides)
@@ -67,19 +75,23 @@ def fit_generator(
     kept = classes_to_train(dataset, classes, counts, min_records_per_class, on_small_class)
     if not kept:
         raise PipelineError(f"{dataset}: no class has enough training records to train {name}")
+    if leads not in LEAD_CHOICES:
+        raise PipelineError(f"config key generators.leads: {leads!r}; choose from {sorted(LEAD_CHOICES)}")
+    generated = list(LEAD_CHOICES[leads])
     train_set = load_split(real_h5, "train", normalised=True)
     keep = np.isin(train_set["y"], [classes.index(c) for c in kept])
+    train_x = train_set["x"][keep][:, lead_indices(generated, meta["leads"])]
     torch_device = pick_device(device)
     torch.manual_seed(seed)  # the initial weights
-    model = build(name, config, len(classes), train_set["x"].shape[1], train_set["x"].shape[2])
+    model = build(name, config, len(classes), len(generated), train_x.shape[2], meta["fs"])
     fingerprint = params_hash(
         {"generator": name, "config": asdict(config), "seed": seed, "data": meta.get("config_hash"),
-         "kept": kept, "n_train": int(keep.sum())}
+         "kept": kept, "n_train": int(keep.sum()), "leads": generated, "class_balance": class_balance}
     )
     record = train(
-        model, train_set["x"][keep], train_set["y"][keep], seed=seed, checkpoint_path=checkpoint_path,
+        model, train_x, train_set["y"][keep], seed=seed, checkpoint_path=checkpoint_path,
         fingerprint=fingerprint, checkpoint_every=checkpoint_every, log_every=log_every,
-        device=torch_device, name=f"{dataset}/{name}",
+        class_balance=class_balance, device=torch_device, name=f"{dataset}/{name}",
     )
     save_generator(model, name, out_model)
     curve = pd.DataFrame(record.history, columns=["stage", "step", "loss"])
@@ -90,6 +102,8 @@ def fit_generator(
         "dataset": dataset,
         "config": asdict(config),
         "classes": classes,
+        "leads": generated,
+        "class_balance": class_balance,
         "trained_classes": kept,
         "skipped_classes": [c for c in classes if c not in kept],
         "training_records": int(keep.sum()),
@@ -163,8 +177,6 @@ def sample_to_h5(
     torch_device = pick_device(device)
     model = load_generator(model_path, torch_device)
     counts = synthetic_counts(classes, meta["records_per_class"]["train"], sidecar["trained_classes"], per_class, ratio_to_real)
-    mean = np.asarray(meta["norm_mean"], np.float32)[:, None]
-    std = np.asarray(meta["norm_std"], np.float32)[:, None]
     generator = torch.Generator(device=torch_device).manual_seed(seed)
     source = f"{meta['dataset']}/{sidecar['generator']}"
     with DatasetWriter(out_h5, meta["fs"] * meta["seconds"], ("synthetic",)) as writer:
@@ -172,7 +184,7 @@ def sample_to_h5(
             for start in range(0, counts[name], batch_size):
                 n = min(batch_size, counts[name] - start)
                 y = torch.full((n,), class_index, dtype=torch.long, device=torch_device)
-                x = model.sample(y, generator).float().cpu().numpy() * std + mean  # back to mV
+                x = sample_millivolts(model, sidecar["leads"], meta, y, generator)
                 if not np.isfinite(x).all():
                     raise PipelineError(f"{model_path}: sampling class {name} gave non-finite values; retrain it")
                 for i, record in enumerate(x):
@@ -190,3 +202,16 @@ def sample_to_h5(
         )
     log.info("%s: sampled %s", source, counts)
     return counts
+
+
+def sample_millivolts(model, generated_leads, meta: Mapping, y: torch.Tensor, generator: torch.Generator) -> np.ndarray:
+    """Records of classes y as all 12 leads in mV [len(y), 12, T]: the model's normalised leads
+    are scaled back with the real training split's statistics, and leads it does not generate
+    are derived from I and II (`synthecg.data.leads`)."""
+    rows = lead_indices(generated_leads, meta["leads"])
+    mean = np.asarray(meta["norm_mean"], np.float32)[rows, None]
+    std = np.asarray(meta["norm_std"], np.float32)[rows, None]
+    x = model.sample(y, generator).float().cpu().numpy() * std + mean
+    if list(generated_leads) == list(INDEPENDENT_LEADS):
+        return complete_leads(x)
+    return x

@@ -50,6 +50,17 @@ def save_atomically(payload: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def record_weights(y: torch.Tensor, class_balance: float) -> torch.Tensor:
+    """Chance of each record [N] to fill a batch slot: proportional to count(class)^-class_balance.
+
+    0 draws records uniformly (a class's share of batches is its share of records); 1 gives every
+    class the same share, so a class of 25 records among 1,000 is not 2 % of what a model sees.
+    """
+    counts = torch.bincount(y)
+    weights = counts[y].double().pow(-class_balance)
+    return weights / weights.sum()
+
+
 def train(
     model: GeneratorModel,
     train_x: np.ndarray,
@@ -60,12 +71,14 @@ def train(
     fingerprint: str,
     checkpoint_every: int = 500,
     log_every: int = 50,
+    class_balance: float = 0.0,
     device: torch.device | None = None,
     name: str = "generator",
     bf16: bool | None = None,
 ) -> TrainingLog:
     """Train `model` stage by stage on normalised records [N, leads, T] with labels [N].
 
+    Batches draw records with replacement, weighted by `record_weights(train_y, class_balance)`.
     `bf16` (default: on CUDA only) runs the forward pass under bfloat16 autocast.
     """
     device = device or pick_device()
@@ -73,6 +86,7 @@ def train(
     model.to(device)
     x = torch.from_numpy(np.ascontiguousarray(train_x, dtype=np.float32)).to(device)
     y = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
+    weights = record_weights(y.cpu(), class_balance)
     model.prepare(x, y)
     record = TrainingLog(device=str(device))
     start_stage, start_step, saved = 0, 0, None
@@ -105,18 +119,26 @@ def train(
         optimizer = torch.optim.AdamW(parameters, lr=stage.learning_rate, weight_decay=0.0)
         batches = torch.Generator().manual_seed(seed * 1_000 + stage_index)  # which records each step sees
         first_step = 0
-        if saved is not None and stage_index == start_stage:
+        # A checkpoint made at the end of the previous stage has step 0 and no state of this
+        # stage's optimizer: this stage starts fresh, as it does in an uninterrupted run.
+        if saved is not None and stage_index == start_stage and start_step > 0:
             optimizer.load_state_dict(saved["optimizer"])
             batches.set_state(saved["batch_rng"])
             first_step = start_step
+        inputs = model.stage_inputs(stage.name, x, y)
+        if any(len(tensor) != len(y) for tensor in inputs):
+            raise ValueError(f"{type(model).__name__}.stage_inputs({stage.name!r}) must give one row per record")
         model.train()
         window = torch.zeros((), device=device)
         window_steps = 0
         last_good = first_step
         for step in range(first_step, stage.steps):
-            index = torch.randint(len(x), (model.config.batch_size,), generator=batches).to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = stage.learning_rate_at(step)
+            index = torch.multinomial(weights, model.config.batch_size, replacement=True, generator=batches)
+            index = index.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = model.loss(x[index], y[index], stage.name)
+                loss = model.loss(*(tensor[index] for tensor in inputs), stage.name)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -143,10 +165,12 @@ def train(
                     {
                         "fingerprint": fingerprint,
                         "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
+                        # At a stage's end the next stage's position is saved, without this stage's
+                        # optimizer and batch stream, which the next stage must not inherit.
+                        "optimizer": None if finished_stage else optimizer.state_dict(),
                         "stage_index": stage_index + 1 if finished_stage else stage_index,
                         "step": 0 if finished_stage else done,
-                        "batch_rng": batches.get_state(),
+                        "batch_rng": None if finished_stage else batches.get_state(),
                         "rng_cpu": torch.get_rng_state(),
                         "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                         "history": record.history,
@@ -154,6 +178,7 @@ def train(
                     checkpoint_path,
                 )
                 last_good = done
+        del inputs
         saved = None
     model.eval()
     record.wall_time_s = time.perf_counter() - started
@@ -169,6 +194,7 @@ def save_generator(model: GeneratorModel, name: str, path: Path) -> None:
             "n_classes": model.n_classes,
             "n_leads": model.n_leads,
             "n_samples": model.n_samples,
+            "fs": model.fs,
             "model": model.state_dict(),
         },
         path,
@@ -181,8 +207,10 @@ def load_generator(path: str | Path, device: torch.device | None = None) -> Gene
         saved = torch.load(path, map_location=device or "cpu", weights_only=False)
     except Exception as error:
         raise PipelineError(f"{path}: cannot load the generator ({error}); rerun its training")
+    if "fs" not in saved:
+        raise PipelineError(f"{path}: made by an older version of this pipeline (no sampling rate); rerun its training")
     config = make_config(saved["generator"], _tuples(saved["config"]))
-    model = build(saved["generator"], config, saved["n_classes"], saved["n_leads"], saved["n_samples"])
+    model = build(saved["generator"], config, saved["n_classes"], saved["n_leads"], saved["n_samples"], saved["fs"])
     model.load_state_dict(saved["model"])
     return model.to(device or "cpu").eval()
 

@@ -1,0 +1,138 @@
+"""Do a generator's records beat like real records of their class? Measured per class, beside real floors.
+
+For each class: the share of synthetic records with a detectable rhythm and the share whose
+rhythm fits the class (`synthecg.evaluation.rhythm`), next to the same shares for real held-out
+records (what a perfect generator would score) and the shuffled-label floor (the share of all
+real held-out records whose rhythm fits the class rule: what records of the wrong class score).
+Beside them: per-lead amplitude and per-band power against real, the limb-lead residual (0 for
+real ECG), and how close each record is to its nearest real training record (a copy scores 1).
+
+`passes` applies the goal of the generator-quality issue to each class: a detectable rhythm in
+at least 90 % of records, a class-fitting share within 15 points of real held-out records, and
+the amplitude within 25 % of real: the median over leads of the per-lead ratio, with no lead off
+by more than 50 %. Per lead the issue asked 25 %, but real records miss that against each other:
+two halves of the mirror's 25 SB training records differ by up to 26 % in a lead, and its 9 SB
+held-out records differ from them by up to 33 % (benchmarks/generator_quality.py prints the ratios).
+The reference amplitude of a class is every real record of it at hand (held-out, and training
+records when given).
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.signal import welch
+
+from synthecg.data.leads import limb_lead_residual
+from synthecg.evaluation.rhythm import analyse_records, fits_class, rhythm_by_class
+
+BANDS_HZ = {"0.5-5 Hz": (0.5, 5.0), "5-15 Hz": (5.0, 15.0), "15-40 Hz": (15.0, 40.0)}
+GOAL = {"detectable": 0.9, "fits_class_gap": 0.15, "amplitude_tolerance": 0.25, "lead_amplitude_tolerance": 0.5}
+
+
+def lead_amplitude(x_mv: np.ndarray) -> np.ndarray:
+    """Median over records of each lead's standard deviation within the record [N, leads, T] -> [leads], mV."""
+    return np.median(np.asarray(x_mv).std(axis=-1), axis=0)
+
+
+def band_power(x_mv: np.ndarray, fs: int) -> dict[str, float]:
+    """Mean power (mV^2/Hz) of records [N, leads, T] in each band of BANDS_HZ, over records and leads."""
+    frequencies, power = welch(np.asarray(x_mv, np.float64), fs=fs, nperseg=min(256, x_mv.shape[-1]), axis=-1)
+    mean = power.mean(axis=(0, 1))
+    return {name: float(mean[(frequencies >= low) & (frequencies < min(high, fs / 2))].mean())
+            for name, (low, high) in BANDS_HZ.items()}
+
+
+def nearest_correlation(queries: np.ndarray, references: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """For each query record [Q, leads, T], its largest Pearson correlation with a reference record [R, leads, T].
+
+    Records are flattened over leads and time and compared whole: 1 is an exact copy (up to
+    scale and offset), real records of one person reach ~0.9, unrelated ones ~0.3.
+    """
+    def standardised(x):
+        flat = np.asarray(x, np.float64).reshape(len(x), -1)
+        flat = flat - flat.mean(axis=1, keepdims=True)
+        return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+
+    references = standardised(references)
+    return np.concatenate([(standardised(queries[i:i + chunk]) @ references.T).max(axis=1)
+                           for i in range(0, len(queries), chunk)])
+
+
+def generator_quality(
+    synthetic_mv: np.ndarray,
+    synthetic_y: np.ndarray,
+    heldout_mv: np.ndarray,
+    heldout_y: np.ndarray,
+    classes: Sequence[str],
+    fs: int,
+    leads: Sequence[str],
+    train_mv: np.ndarray | None = None,
+    train_y: np.ndarray | None = None,
+) -> dict:
+    """The per-class rhythm figures and the signal measures of one synthetic set against real held-out records.
+
+    All records in mV, [N, leads, T], labels index `classes`. With `train_mv`, `train_y` (the
+    generator's training records) it also reports each record's nearest-training-record
+    correlation, for synthetic and (as the floor) held-out real records.
+    """
+    synthetic_rhythm = analyse_records(synthetic_mv, fs, leads)
+    heldout_rhythm = analyse_records(heldout_mv, fs, leads)
+    synthetic_by_class = rhythm_by_class(synthetic_rhythm, synthetic_y, classes)
+    heldout_by_class = rhythm_by_class(heldout_rhythm, heldout_y, classes)
+    real_amplitude = lead_amplitude(heldout_mv)
+    per_class = {}
+    for index, name in enumerate(classes):
+        if name not in synthetic_by_class:
+            continue
+        mine = np.asarray(synthetic_y) == index
+        real_mine = [heldout_mv[np.asarray(heldout_y) == index]]
+        if train_mv is not None:
+            real_mine.append(train_mv[np.asarray(train_y) == index])
+        real_mine = np.concatenate(real_mine)
+        reference = lead_amplitude(real_mine) if len(real_mine) else real_amplitude
+        amplitude_ratio = lead_amplitude(synthetic_mv[mine]) / np.maximum(reference, 1e-9)
+        floor = fits_class(heldout_rhythm, [name] * len(heldout_rhythm))
+        synthetic, real = synthetic_by_class[name], heldout_by_class.get(name)
+        entry = {
+            "synthetic": synthetic,
+            "real_heldout": real,
+            "shuffled_label_floor": None if np.isnan(floor).all() else float(np.mean(floor)),
+            "amplitude_ratio": {lead: float(r) for lead, r in zip(leads, amplitude_ratio)},
+            "amplitude_ratio_median": float(np.median(amplitude_ratio)),
+        }
+        entry["passes"] = passes(synthetic, real, amplitude_ratio)
+        per_class[name] = entry
+    real_power, synthetic_power = band_power(heldout_mv, fs), band_power(synthetic_mv, fs)
+    report = {
+        "classes": list(classes),
+        "n_synthetic": int(len(synthetic_mv)),
+        "n_real_heldout": int(len(heldout_mv)),
+        "per_class": per_class,
+        "amplitude_ratio": {lead: float(r) for lead, r in zip(
+            leads, lead_amplitude(synthetic_mv) / np.maximum(real_amplitude, 1e-9))},
+        "band_power_ratio": {band: synthetic_power[band] / real_power[band] for band in BANDS_HZ},
+        "limb_lead_residual_median": {
+            "synthetic": float(np.median(limb_lead_residual(synthetic_mv))),
+            "real_heldout": float(np.median(limb_lead_residual(heldout_mv))),
+        },
+        "passes_all_classes": bool(per_class) and all(entry["passes"] for entry in per_class.values()),
+    }
+    if train_mv is not None:
+        report["nearest_train_correlation_median"] = {
+            "synthetic": float(np.median(nearest_correlation(synthetic_mv, train_mv))),
+            "real_heldout": float(np.median(nearest_correlation(heldout_mv, train_mv))),
+        }
+    return report
+
+
+def passes(synthetic: dict, real: dict | None, amplitude_ratio: np.ndarray) -> bool:
+    """The goal for one class (module docstring); a class without real held-out records cannot pass."""
+    if real is None or synthetic["fits_class"] is None or real["fits_class"] is None:
+        return False
+    ratio = np.asarray(amplitude_ratio)
+    return bool(
+        synthetic["detectable"] >= GOAL["detectable"]
+        and abs(synthetic["fits_class"] - real["fits_class"]) <= GOAL["fits_class_gap"]
+        and abs(np.median(ratio) - 1) <= GOAL["amplitude_tolerance"]
+        and np.all(np.abs(ratio - 1) <= GOAL["lead_amplitude_tolerance"])
+    )

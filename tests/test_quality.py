@@ -1,0 +1,71 @@
+"""The per-class generator-quality report on real mirror records: its null, and the bad cases it must flag."""
+
+import numpy as np
+import pytest
+
+from synthecg.data.store import STANDARD_LEADS
+from synthecg.evaluation.quality import generator_quality, nearest_correlation
+
+CLASSES = ["SR", "SB", "AFIB", "GSVT"]
+
+
+@pytest.fixture(scope="module")
+def halves(real_ptbxl_records):
+    """Two disjoint halves of the real records (alternate records per class): 'synthetic' and held-out."""
+    x, names = real_ptbxl_records
+    y = np.array([CLASSES.index(name) for name in names])
+    first = np.zeros(len(y), bool)
+    for c in range(len(CLASSES)):
+        first[np.flatnonzero(y == c)[::2]] = True
+    return (x[first], y[first]), (x[~first], y[~first])
+
+
+def quality(synthetic, heldout, **kwargs):
+    return generator_quality(*synthetic, *heldout, CLASSES, 100, STANDARD_LEADS, **kwargs)
+
+
+def test_real_records_as_the_generator_pass_every_class(halves):
+    report = quality(*halves, train_mv=halves[1][0], train_y=halves[1][1])
+    for name in CLASSES:  # each share within three standard errors of the other half's
+        synthetic, real = report["per_class"][name]["synthetic"], report["per_class"][name]["real_heldout"]
+        for share in ("detectable", "fits_class"):
+            p = (synthetic[share] + real[share]) / 2
+            standard_error = np.sqrt(max(p * (1 - p), 0.05) * (1 / synthetic["n"] + 1 / real["n"]))
+            assert abs(synthetic[share] - real[share]) <= 3 * standard_error, (name, share)
+        assert report["per_class"][name]["amplitude_ratio_median"] == pytest.approx(1, abs=0.25), name
+    assert report["limb_lead_residual_median"]["synthetic"] < 0.02
+    assert all(0.75 < ratio < 1.25 for ratio in report["band_power_ratio"].values())
+    # Neither half copies the other: nearest correlations like real unseen records, far from 1.
+    assert report["nearest_train_correlation_median"]["synthetic"] < 0.9
+
+
+def test_shuffled_labels_fail_the_classes_a_rhythm_defines(halves):
+    (x, y), heldout = halves
+    shuffled = np.random.default_rng(0).permutation(y)
+    report = quality((x, shuffled), heldout)
+    for name in ("SB", "AFIB", "GSVT"):
+        entry = report["per_class"][name]
+        assert not entry["passes"], name
+        assert entry["synthetic"]["fits_class"] < entry["real_heldout"]["fits_class"] - 0.3, name
+        assert entry["shuffled_label_floor"] < 0.35, name
+
+
+def test_noise_scaled_and_inconsistent_records_fail(halves):
+    (x, y), heldout = halves
+    x, y = x[::3], y[::3]  # enough records per class to fail, in a third of the time
+    noise = np.random.default_rng(0).normal(0, x.std(), x.shape)
+    report = quality((noise, y), heldout)
+    assert not any(entry["passes"] for entry in report["per_class"].values())
+    assert all(entry["synthetic"]["detectable"] < 0.1 for entry in report["per_class"].values())
+    loud = quality((3 * x, y), heldout)
+    assert not loud["passes_all_classes"] and loud["amplitude_ratio"]["II"] == pytest.approx(3, rel=0.2)
+    swapped = x.copy()
+    swapped[:, 2:6] = swapped[::-1, 2:6]  # limb leads of other records
+    assert quality((swapped, y), heldout)["limb_lead_residual_median"]["synthetic"] > 0.5
+
+
+def test_copies_of_training_records_have_a_nearest_correlation_of_one(halves):
+    (x, _), (train, _) = halves
+    copies = train[:20] * 1.1 + 0.05  # rescaled and offset copies are still copies
+    assert nearest_correlation(copies, train) == pytest.approx(np.ones(20))
+    assert np.median(nearest_correlation(x, train)) < 0.9
