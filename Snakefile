@@ -45,6 +45,7 @@ rule all:
         preprocessed_files(),
         synthetic_files(),
         classifier_files(),
+        quality_files(),
         fidelity_files(),
         table_files(),
         plot_files(),
@@ -73,6 +74,11 @@ rule synthetic:
 rule classifiers:
     input:
         classifier_files(),
+
+
+rule quality:
+    input:
+        quality_files(),
 
 
 rule fidelity:

@@ -3,11 +3,13 @@ default run end to end, and a no-op rerun of it.
 
     python benchmarks/pipeline_performance.py paper-dry-run
     python benchmarks/pipeline_performance.py default-run --cores 2 [--workdir DIR] [--physionet-url URL]
+    python benchmarks/pipeline_performance.py default-run --preset presets/cpu.yaml   # the one-hour study
 
-`default-run` runs `snakemake all` with the repository's config.yaml in a work directory (results
-land there, not in this checkout), then the report, then the same command again, which must
-schedule nothing. Goals: the run under 15 minutes on 2 CPU cores against the local mirror, the
-no-op rerun under 5 s. Prints a table; `--json` also writes the figures to a file.
+`default-run` runs `snakemake all` with the repository's config.yaml (and a preset over it, if
+given) in a work directory (results land there, not in this checkout), then the report, then the
+same command again, which must schedule nothing. Goals: the run under 15 minutes on 2 CPU cores
+against the local mirror (presets/cpu.yaml: under 60 minutes), the no-op rerun under 5 s. Prints
+a table; `--json` also writes the figures to a file.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 MIRROR = REPO.parent / "shared" / "data" / "physionet"
+RUN_GOALS_S = {"config.yaml": 15 * 60, "presets/cpu.yaml": 60 * 60}
 
 
 def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
@@ -51,7 +54,9 @@ def paper_dry_run(args) -> dict:
 def default_run(args) -> dict:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="synthecg-default-run-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    common = ["--configfile", str(REPO / "config.yaml"), "--config", f"physionet_url={args.physionet_url}"]
+    configs = [str(REPO / "config.yaml"), *([str(Path(args.preset).resolve())] if args.preset else [])]
+    common = ["--configfile", *configs, "--config", f"physionet_url={args.physionet_url}"]
+    goal_s = RUN_GOALS_S.get(args.preset or "config.yaml", 900)
     run_s, output = snakemake(workdir, *common, "--cores", str(args.cores), "all")
     jobs = job_stats(output).get("total", 0)
     report_s, _ = snakemake(workdir, *common, "--report", "results/report.html")
@@ -59,7 +64,8 @@ def default_run(args) -> dict:
     rescheduled = job_stats(rerun_output).get("total", 0)
     return {"workdir": str(workdir), "cores": args.cores, "default_jobs": jobs, "default_run_s": round(run_s, 1),
             "report_s": round(report_s, 1), "noop_rerun_s": round(rerun_s, 2), "noop_rerun_jobs": rescheduled,
-            "goals_met": {"default_run_under_15_min": run_s < 900, "noop_rerun_under_5_s": rerun_s < 5,
+            "preset": args.preset, "goal_s": goal_s,
+            "goals_met": {"run_under_goal": run_s < goal_s, "noop_rerun_under_5_s": rerun_s < 5,
                           "noop_rerun_schedules_nothing": rescheduled == 0}}
 
 
@@ -71,6 +77,7 @@ def main() -> None:
     default.add_argument("--cores", type=int, default=2)
     default.add_argument("--workdir", help="where results go (default: a new temporary folder, kept)")
     default.add_argument("--physionet-url", default=str(MIRROR))
+    default.add_argument("--preset", help="a preset merged over config.yaml, e.g. presets/cpu.yaml")
     default.set_defaults(run=default_run)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

@@ -16,6 +16,7 @@ from synthecg.evaluation.tables import (
     format_mean_std,
     to_markdown,
     transfer_summary,
+    quality_table,
     widen,
     write_tables,
 )
@@ -124,8 +125,9 @@ def test_fidelity_summary_over_seeds_and_signal_measures(tmp_path):
 
 def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path):
     out = {"runs": tmp_path / "t/runs.csv"} | {f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
-                                               for n in ("augmentation", "transfer", "fidelity") for kind in ("csv", "md")}
-    write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out)
+                                               for n in ("quality", "augmentation", "transfer", "fidelity")
+                                               for kind in ("csv", "md")}
+    write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out, [quality_report(tmp_path, "diffwave")])
     assert all(path.exists() for path in out.values())
     assert len(pd.read_csv(out["runs"])) == len(runs) * 4
     stray = tmp_path / "elsewhere.json"
@@ -136,3 +138,22 @@ def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path)
     broken.write_text("{not json")
     with pytest.raises(PipelineError, match="metrics.json: cannot read"):
         collect_runs([broken])
+
+
+def quality_report(root, generator, sb_passes=False):
+    path = root / "quality" / "ptbxl" / f"{generator}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"synthetic": {"n": 100, "detectable": 0.95, "fits_class": 0.9}, "real": {"fits_class": 0.85},
+             "shuffled_label_floor": 0.1, "amplitude_ratio_median": 1.1}
+    path.write_text(json.dumps({
+        "dataset": "ptbxl", "generator": generator, "limb_lead_residual_median": {"synthetic": 0.0},
+        "per_class": {"GSVT": {**entry, "passes": True},
+                      "SB": {**entry, "real": None, "shuffled_label_floor": None, "passes": sb_passes}},
+    }))
+    return path
+
+
+def test_the_quality_table_has_a_row_per_class_and_says_which_fail(tmp_path):
+    table = quality_table([quality_report(tmp_path, "diffwave")])
+    assert table[["generator", "class", "passes"]].values.tolist() == [["diffwave", "GSVT", True], ["diffwave", "SB", False]]
+    assert table.loc[1, "real_fits_class"] is None or pd.isna(table.loc[1, "real_fits_class"])

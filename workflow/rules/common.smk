@@ -121,6 +121,14 @@ def fidelity_files():
     )
 
 
+def quality_files():
+    return expand(
+        "results/quality/{source}/{generator}.json",
+        source=SOURCE_DATASETS,
+        generator=GENERATORS,
+    )
+
+
 def real_classifier_models(wildcards):
     """The classifiers trained on real data only, one per seed: their features embed records for FID and MMD."""
     return expand(
@@ -145,7 +153,7 @@ def tstr_metrics(wildcards):
     )
 
 
-TABLES = ["augmentation", "transfer", "fidelity"]
+TABLES = ["quality", "augmentation", "transfer", "fidelity"]
 
 
 def table_files():

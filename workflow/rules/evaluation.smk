@@ -1,6 +1,25 @@
 # Evaluation: how close each generator's synthetic ECG is to the real data.
 
 
+rule generator_quality:
+    input:
+        real="results/data/{source}.h5",
+        synthetic="results/synthetic/{source}/{generator}.h5",
+    output:
+        json="results/quality/{source}/{generator}.json",
+    log:
+        "results/logs/quality/{source}/{generator}.log",
+    benchmark:
+        "results/benchmarks/quality/{source}/{generator}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        max_per_class=200,
+    script:
+        "../scripts/generator_quality.py"
+
+
 rule fidelity_report:
     input:
         real="results/data/{dataset}.h5",

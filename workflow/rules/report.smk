@@ -5,8 +5,16 @@ rule summarise_tables:
     input:
         classifier=classifier_files(),
         fidelity=fidelity_files(),
+        quality=quality_files(),
     output:
         runs="results/tables/runs.csv",
+        quality_csv=report(
+            "results/tables/quality.csv",
+            caption="../report/quality_table.rst",
+            category="2. Generators",
+            labels={"table": "generator quality"},
+        ),
+        quality_md="results/tables/quality.md",
         augmentation_csv=report(
             "results/tables/augmentation.csv",
             caption="../report/augmentation_table.rst",

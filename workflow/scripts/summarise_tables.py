@@ -7,6 +7,6 @@ from synthecg.logs import logged_job
 
 with logged_job(snakemake.log[0]) as log:
     outputs = {name: Path(path) for name, path in snakemake.output.items()}
-    summaries = write_tables(snakemake.input.classifier, snakemake.input.fidelity, outputs)
+    summaries = write_tables(snakemake.input.classifier, snakemake.input.fidelity, outputs, snakemake.input.quality)
     for name, summary in summaries.items():
         log.info("%s: %d cells", name, len(summary))

@@ -22,6 +22,7 @@ from synthecg.classifier.training import predict_probabilities
 from synthecg.data.store import STANDARD_LEADS, load_split, metadata
 from synthecg.errors import PipelineError
 from synthecg.evaluation.closeness import discriminative_score, frechet_distance, memorisation, mmd_rbf
+from synthecg.evaluation.quality import generator_quality, real_reference
 from synthecg.evaluation.rhythm import analyse_records, heart_rate_by_class, rhythm_by_class
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.io import write_json_atomically
@@ -140,3 +141,26 @@ def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, 
         "source": ["real"] * len(keep_real) + ["synthetic"] * len(keep_synthetic),
         "class": pd.Categorical.from_codes(labels, categories=meta["classes"]),
     })
+
+
+def write_generator_quality(real_h5: Path, synthetic_h5: Path, out_json: Path, max_per_class: int = 200) -> dict:
+    """Per-class quality of one generator's synthetic set against the real records (held-out: validation
+    and test splits; and training), as `synthecg.evaluation.quality.generator_quality` measures it, in mV.
+
+    At most `max_per_class` synthetic records per class are judged (a seeded draw), which bounds
+    the rhythm reader's time (~60 ms a record) whatever the sampling ratio.
+    """
+    meta = metadata(real_h5)
+    train = load_split(real_h5, "train")
+    heldout = [load_split(real_h5, split) for split in ("val", "test") if meta["splits"].get(split)]
+    synthetic = load_split(synthetic_h5, "synthetic")
+    rng = np.random.default_rng(0)
+    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(synthetic["y"] == c))[:max_per_class]
+                                   for c in np.unique(synthetic["y"])]))
+    reference = real_reference(np.concatenate([h["x"] for h in heldout]), np.concatenate([h["y"] for h in heldout]),
+                               meta["fs"], meta["leads"], train_mv=train["x"], train_y=train["y"])
+    report = generator_quality(synthetic["x"][keep], synthetic["y"][keep], reference, meta["classes"], meta["fs"],
+                               meta["leads"])
+    report = {"dataset": meta["dataset"], "generator": metadata(synthetic_h5)["generator"], **report}
+    write_json_atomically(report, out_json)
+    return report

@@ -170,11 +170,56 @@ def _format_key(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[Path], out: dict[str, Path]) -> dict:
+def quality_table(reports: Iterable[Path]) -> pd.DataFrame:
+    """One row per source dataset, generator and class of the generator-quality reports
+    (`results/quality/`): shares of synthetic records with a detectable and a class-fitting
+    rhythm, beside real records of the class and the shuffled-label floor, and whether the class
+    meets the goal (synthecg.evaluation.quality)."""
+    rows = []
+    for path in reports:
+        report = read_json(path)
+        for name, entry in report["per_class"].items():
+            real = entry["real"] or {}
+            rows.append({
+                "dataset": report["dataset"], "generator": report["generator"], "class": name,
+                "n_synthetic": entry["synthetic"]["n"],
+                "detectable": entry["synthetic"]["detectable"],
+                "fits_class": entry["synthetic"]["fits_class"],
+                "real_fits_class": real.get("fits_class"),
+                "shuffled_label_floor": entry["shuffled_label_floor"],
+                "amplitude_ratio": entry["amplitude_ratio_median"],
+                "limb_lead_residual": report["limb_lead_residual_median"]["synthetic"],
+                "passes": entry["passes"],
+            })
+    return pd.DataFrame(rows, columns=["dataset", "generator", "class", "n_synthetic", "detectable", "fits_class",
+                                       "real_fits_class", "shuffled_label_floor", "amplitude_ratio",
+                                       "limb_lead_residual", "passes"])
+
+
+def plain_markdown(table: pd.DataFrame, digits: int = 2) -> str:
+    """A GitHub Markdown table of a DataFrame, numbers to `digits` decimals, booleans as pass/fail."""
+    def cell(value):
+        if isinstance(value, (bool, np.bool_)):
+            return "pass" if value else "**fail**"
+        if isinstance(value, float):
+            return "–" if pd.isna(value) else f"{value:.{digits}f}"
+        return "–" if value is None else str(value)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[Path], out: dict[str, Path],
+                 quality_reports: Iterable[Path] = ()) -> dict:
     """Every table, each as CSV (mean/std/n columns) and Markdown; `out` maps e.g. 'transfer_md' to a path.
 
-    Also writes `runs` (the long table of every classifier run), which the plots read.
+    Also writes `runs` (the long table of every classifier run), which the plots read, and the
+    generator-quality table (one row per dataset, generator and class).
     """
+    quality = quality_table(quality_reports)
+    write_csv_atomically(quality, out["quality_csv"])
+    write_text_atomically(plain_markdown(quality), out["quality_md"])
     runs = collect_runs(classifier_metrics)
     write_csv_atomically(runs, out["runs"])
     tables = {
@@ -186,4 +231,4 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
         write_csv_atomically(widen(summary, rows, columns), out[f"{name}_csv"])
         shown = summary if name == "fidelity" else summary[summary.metric.isin(MARKDOWN_CLASSIFIER_METRICS)]
         write_text_atomically(to_markdown(shown, rows, columns), out[f"{name}_md"])
-    return {name: summary for name, (summary, _, _) in tables.items()}
+    return {"quality": quality} | {name: summary for name, (summary, _, _) in tables.items()}
