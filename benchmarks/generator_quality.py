@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="write every run's full report here (JSON)")
+    parser.add_argument("--keep", type=Path, help="keep the trained models here ({generator}-{budget}/model.pt), not in a temporary folder")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -158,7 +159,8 @@ def main() -> None:
     reference = real_reference(heldout_x, heldout_y, fs, leads, train["x"], train["y"])
     runs = [{"run": "real (held-out)", "quality": generator_quality(heldout_x, heldout_y, reference, classes, fs, leads)}]
     print(table(runs), flush=True)
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as temporary:
+        workdir = args.keep or temporary
         for name in names:
             for budget in args.budgets if not args.models else [1.0]:
                 if args.models:

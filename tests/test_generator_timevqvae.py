@@ -1,13 +1,18 @@
-"""TimeVQVAE at tiny sizes: shapes, both training stages, seeded sampling, parameter split."""
+"""TimeVQVAE at tiny sizes: shapes, both training stages, seeded sampling, parameter split, the token
+grid in milliseconds, the learning-rate schedule, the prior's dropout and its cached tokens."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from synthecg.generators.timevqvae import TimeVQVAE, TimeVQVAEConfig
+from synthecg.errors import PipelineError
+from synthecg.generators.timevqvae import TimeVQVAE, TimeVQVAEConfig, TokenPrior, stage1_r2
+from synthecg.generators.training import train
 
 T = 64
+FS = 100
 TINY = TimeVQVAEConfig(
     batch_size=4, steps=60, prior_steps=60, init_channels=8, hidden_channels=16, n_resnet_blocks=1,
     codebook_size_lf=16, codebook_size_hf=16, prior_hidden_lf=32, prior_layers_lf=1, prior_heads_lf=2,
@@ -55,7 +60,7 @@ def mean(values):
 
 def test_samples_have_the_record_shape():
     torch.manual_seed(0)
-    model = TimeVQVAE(TINY, n_classes=2, n_leads=12, n_samples=T)
+    model = TimeVQVAE(TINY, n_classes=2, n_leads=12, n_samples=T, fs=FS)
     samples = model.sample(torch.tensor([0, 1, 1]), torch.Generator().manual_seed(0))
     assert samples.shape == (3, 12, T) and samples.dtype == torch.float32
     assert torch.isfinite(samples).all()
@@ -63,14 +68,14 @@ def test_samples_have_the_record_shape():
 
 def test_guided_sampling_has_the_record_shape():
     torch.manual_seed(0)
-    model = TimeVQVAE(TimeVQVAEConfig(**{**TINY.__dict__, "guidance_scale": 3.0}), 2, 12, T)
+    model = TimeVQVAE(TimeVQVAEConfig(**{**TINY.__dict__, "guidance_scale": 3.0}), 2, 12, T, FS)
     samples = model.sample(torch.tensor([0, 1]), torch.Generator().manual_seed(0))
     assert samples.shape == (2, 12, T) and torch.isfinite(samples).all()
 
 
 def test_stage1_loss_falls_when_overfitting_one_batch():
     torch.manual_seed(0)
-    model = TimeVQVAE(TINY, 2, 12, T)
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
     x, y = toy_batch()
     losses = fit(model, x, y, "vqvae", 80)
     assert mean(losses[-5:]) < 0.5 * mean(losses[:5]), losses
@@ -78,7 +83,7 @@ def test_stage1_loss_falls_when_overfitting_one_batch():
 
 def test_stage2_loss_falls_when_overfitting_one_batch():
     torch.manual_seed(0)
-    model = TimeVQVAE(TINY, 2, 12, T)
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
     x, y = toy_batch()
     fit(model, x, y, "vqvae", 30)
     codebooks = {name: buffer.clone() for name, buffer in model.named_buffers()}
@@ -90,7 +95,7 @@ def test_stage2_loss_falls_when_overfitting_one_batch():
 
 def test_the_same_seed_gives_the_same_samples():
     torch.manual_seed(0)
-    model = TimeVQVAE(TINY, 2, 12, T)
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
     labels = torch.tensor([0, 1, 0, 1])
     first = model.sample(labels, torch.Generator().manual_seed(7))
     torch.manual_seed(123)  # the global stream must not matter
@@ -101,7 +106,7 @@ def test_the_same_seed_gives_the_same_samples():
 
 
 def test_stage_parameters_split_every_trainable_parameter():
-    model = TimeVQVAE(TINY, 2, 12, T)
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
     vqvae = {id(p) for p in model.stage_parameters("vqvae")}
     prior = {id(p) for p in model.stage_parameters("prior")}
     assert vqvae and prior and not vqvae & prior
@@ -114,7 +119,7 @@ def test_stage_parameters_split_every_trainable_parameter():
 @pytest.mark.parametrize("length", [101, 37])
 def test_odd_lengths_come_back_exactly(length):
     torch.manual_seed(0)
-    model = TimeVQVAE(TINY, 2, 12, length)
+    model = TimeVQVAE(TINY, 2, 12, length, FS)
     x, y = toy_batch(length=length)
     low, high = model.split_bands(x)
     torch.testing.assert_close(low + high, x, rtol=0, atol=1e-5)  # the bands add up to the record
@@ -127,10 +132,181 @@ def test_odd_lengths_come_back_exactly(length):
 def test_losses_run_under_bf16_autocast():
     """The training loop wraps `loss` in bf16 autocast on CUDA; the STFT stays in float32."""
     torch.manual_seed(0)
-    model = TimeVQVAE(TINY, 2, 12, T)
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
     x, y = toy_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         losses = [model.loss(x, y, stage) for stage in ("vqvae", "prior")]
     for loss in losses:
         assert loss.shape == () and torch.isfinite(loss)
         loss.backward()
+
+
+# --- the token grid in milliseconds ---
+
+
+def test_token_grid_is_set_in_milliseconds():
+    """10 s at 100 Hz, n_fft 4 (10 ms a frame): 160 / 80 ms per token give 16 / 8 frames a token."""
+    model = TimeVQVAE(dataclasses.replace(TINY, lf_token_ms=160, hf_token_ms=80), 2, 12, 1000, FS)
+    assert model.token_grid == {"lf": (1, 63), "hf": (2, 126)}
+    assert model.n_tokens == {"lf": 63, "hf": 252}
+    old = TimeVQVAE(dataclasses.replace(TINY, lf_token_ms=1280, hf_token_ms=320), 2, 12, 1000, FS)
+    assert old.n_tokens == {"lf": 8, "hf": 64}  # the authors' downsampled widths 8 / 32
+
+
+@pytest.mark.parametrize("fs", [100, 250, 500])
+def test_a_token_spans_about_its_milliseconds_at_any_sampling_rate(fs):
+    n_samples = 10 * fs
+    model = TimeVQVAE(dataclasses.replace(TINY, lf_token_ms=160, hf_token_ms=40), 2, 12, n_samples, fs)
+    for band, token_ms in (("lf", 160), ("hf", 40)):
+        columns = model.token_grid[band][1]
+        span_ms = 10_000 / columns
+        assert token_ms / math.sqrt(2) <= span_ms <= token_ms * math.sqrt(2), (band, columns)
+
+
+def test_a_token_length_must_be_positive():
+    with pytest.raises(PipelineError, match="hf_token_ms"):
+        TimeVQVAE(dataclasses.replace(TINY, hf_token_ms=0), 2, 12, T, FS)
+
+
+# --- stage-1 R^2 ---
+
+
+def test_stage1_r2_is_one_for_a_perfect_reconstruction_and_zero_for_the_mean(monkeypatch):
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
+    x, _ = toy_batch(n=10)
+    monkeypatch.setattr(model, "reconstruct", lambda batch: batch.clone())
+    assert stage1_r2(model, x, batch_size=3) == pytest.approx(1.0)
+    lead_mean = x.mean(dim=(0, 2), keepdim=True)
+    monkeypatch.setattr(model, "reconstruct", lambda batch: lead_mean.expand_as(batch).clone())
+    assert stage1_r2(model, x, batch_size=3) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_stage1_r2_evaluates_in_eval_mode_and_restores_the_mode(monkeypatch):
+    model = TimeVQVAE(TINY, 2, 12, T, FS).train()
+    seen = []
+    original = model.reconstruct
+
+    def spy(batch):
+        seen.append((model.training, torch.is_grad_enabled()))
+        return original(batch)
+
+    monkeypatch.setattr(model, "reconstruct", spy)
+    x, _ = toy_batch(n=6)
+    r2 = stage1_r2(model, x.numpy(), batch_size=4)  # numpy records work too
+    assert math.isfinite(r2) and r2 < 1.0
+    assert seen == [(False, False), (False, False)]
+    assert model.training
+
+
+# --- the learning-rate schedule ---
+
+
+def test_both_stages_warm_up_then_decay_along_a_cosine():
+    config = dataclasses.replace(TINY, steps=1000, prior_steps=2000, learning_rate=1e-3, prior_learning_rate=2e-3)
+    stages = TimeVQVAE(config, 2, 12, T, FS).training_plan()
+    assert [stage.name for stage in stages] == ["vqvae", "prior"]
+    for stage in stages:
+        assert stage.cosine and stage.warmup_steps == stage.steps // 10  # the authors' warm-up share 0.1
+        peak = stage.learning_rate
+        assert stage.learning_rate_at(0) == pytest.approx(peak / stage.warmup_steps)
+        assert stage.learning_rate_at(stage.warmup_steps - 1) == pytest.approx(peak)
+        assert stage.learning_rate_at(stage.steps // 2) < peak
+        assert stage.learning_rate_at(stage.steps - 1) == pytest.approx(1e-3 * peak, rel=1e-2)  # min_lr 1e-6 at 1e-3
+
+
+# --- the prior's dropout ---
+
+
+def test_class_and_mask_embeddings_reach_the_first_block_undropped():
+    torch.manual_seed(0)
+    codebook, n_tokens, n_context = 8, 12, 5
+    prior = TokenPrior(codebook, n_tokens, n_classes=3, hidden=16, layers=1, heads=1, ff_mult=1, dropout=0.9,
+                       context_codebook_size=6, n_context=n_context).train()
+    seen = {}
+    prior.blocks[0].register_forward_pre_hook(lambda module, inputs: seen.setdefault("h", inputs[0].detach()))
+    tokens = torch.randint(codebook, (4, n_tokens))
+    tokens[:, ::2] = codebook  # every other token masked
+    classes, context = torch.tensor([0, 1, 2, 3]), torch.randint(6, (4, n_context))
+    prior(tokens, classes, context)
+    h, position = seen["h"], prior.position.detach()[0]
+    expected_class = prior.class_embedding(classes).detach() + position[0]
+    torch.testing.assert_close(h[:, 0], expected_class)  # the class token, whole
+    token_part, token_position = h[:, 1 + n_context:], position[1 + n_context:]
+    masked = tokens == codebook
+    expected_mask = prior.token_embedding.weight.detach()[codebook] + token_position
+    torch.testing.assert_close(token_part[:, ::2], expected_mask[::2].expand(4, -1, -1))  # mask tokens, whole
+    # Known tokens and the context are dropped (p = 0.9: nearly every value is zeroed or scaled).
+    known = prior.token_embedding(tokens).detach() + token_position
+    assert not torch.allclose(token_part[~masked], known[~masked])
+    context_part = h[:, 1:1 + n_context]
+    assert not torch.allclose(context_part, prior.context_embedding(context).detach() + position[1:1 + n_context])
+
+
+# --- choice temperatures per band ---
+
+
+def test_choice_temperatures_are_set_per_band():
+    torch.manual_seed(0)
+    model = TimeVQVAE(dataclasses.replace(TINY, choice_temperature_lf=4.0, choice_temperature_hf=4.0), 2, 12, T, FS)
+    cold_hf = TimeVQVAE(dataclasses.replace(TINY, choice_temperature_lf=4.0, choice_temperature_hf=0.0), 2, 12, T, FS)
+    cold_hf.load_state_dict(model.state_dict())
+    y = torch.tensor([0, 1] * 8)
+
+    def decode(m, band, context=None):
+        m.eval()
+        return m._iterative_decoding(y, torch.Generator().manual_seed(3), band, context)
+
+    lf = decode(model, "lf")
+    torch.testing.assert_close(decode(cold_hf, "lf"), lf, rtol=0, atol=0)  # the LF temperature is the same
+    assert not torch.equal(decode(cold_hf, "hf", lf), decode(model, "hf", lf))
+
+
+# --- stage 2 on cached tokens ---
+
+
+def test_stage_inputs_give_records_to_stage1_and_tokens_to_stage2():
+    torch.manual_seed(0)
+    model = TimeVQVAE(TINY, 2, 12, T, FS)
+    x, y = toy_batch(n=7)
+    assert model.stage_inputs("vqvae", x, y)[0] is x
+    model.train()
+    tokens, labels = model.stage_inputs("prior", x, y)
+    assert labels is y and tokens.dtype == torch.long and tokens.shape == (7, sum(model.n_tokens.values()))
+    assert model.training  # encoding does not leave the model in eval mode
+    expected = model.tokens(x)
+    torch.testing.assert_close(tokens, torch.cat([expected["lf"], expected["hf"]], 1), rtol=0, atol=0)
+    torch.testing.assert_close(model.token_table(x, batch_size=3), tokens, rtol=0, atol=0)  # batching does not matter
+
+
+def test_the_prior_loss_on_cached_tokens_equals_the_loss_on_records():
+    torch.manual_seed(0)
+    model = TimeVQVAE(dataclasses.replace(TINY, prior_dropout=0.3), 2, 12, T, FS)
+    x, y = toy_batch(n=6)
+    fit(model, x, y, "vqvae", 10)
+    tokens, _ = model.stage_inputs("prior", x, y)
+    assert tokens.dtype == torch.long
+    model.train()
+    torch.manual_seed(5)
+    from_records = model.loss(x, y, "prior")
+    torch.manual_seed(5)
+    from_tokens = model.loss(tokens, y, "prior")
+    torch.testing.assert_close(from_tokens, from_records, rtol=0, atol=0)
+
+
+def test_stage2_training_never_runs_the_encoders(tmp_path):
+    torch.manual_seed(0)
+    model = TimeVQVAE(dataclasses.replace(TINY, steps=3, prior_steps=5), 2, 12, T, FS)
+    x, y = toy_batch(n=8)
+    original = model.stage_inputs
+
+    def stage_inputs(stage, train_x, train_y):
+        inputs = original(stage, train_x, train_y)
+        if stage == "prior":
+            for encoder in model.encoders.values():
+                encoder.forward = lambda *args: pytest.fail("stage 2 re-encoded records")
+        return inputs
+
+    model.stage_inputs = stage_inputs
+    record = train(model, x.numpy(), y.numpy(), seed=0, checkpoint_path=tmp_path / "ck.pt", fingerprint="f",
+                   checkpoint_every=10**9, log_every=1)
+    assert [entry["stage"] for entry in record.history] == ["vqvae"] * 3 + ["prior"] * 5

@@ -144,9 +144,9 @@ def test_samples_follow_their_class(name, tmp_path):
 
 # Steps per stage for the class-conditioning test: a diffusion model needs a while before its samples are clean.
 CONDITIONING_STEPS = {
-    "diffwave": {"steps": 2000},
+    "diffwave": {"steps": 3000},
     "timediffusion": {"steps": 100},
-    "timevqvae": {"steps": 100, "prior_steps": 200},
+    "timevqvae": {"steps": 100, "prior_steps": 300},
 }
 
 

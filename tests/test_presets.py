@@ -27,3 +27,12 @@ def test_default_config_is_valid_and_small():
     for name in config["generators"]["names"]:
         small, full = make_config(name, config["generators"][name]), make_config(name, {})
         assert small.steps < full.steps and small.batch_size <= full.batch_size
+
+
+def test_cpu_preset_is_valid_and_uses_every_record_with_small_models():
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    cpu = validate_config(merge_configs(default, yaml.safe_load((REPO / "presets/cpu.yaml").read_text())), SCHEMA)
+    assert cpu["max_records_per_class"] is None and cpu["generators"]["resources"]["threads"] == 1
+    for name in cpu["generators"]["names"]:
+        model = make_config(name, cpu["generators"][name])
+        assert model.steps < make_config(name, {}).steps

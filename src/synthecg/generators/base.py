@@ -34,7 +34,9 @@ from synthecg.errors import PipelineError
 @dataclass(frozen=True)
 class Stage:
     """One stage of training. The learning rate rises linearly over `warmup_steps`, then stays,
-    or with `cosine` falls along a half cosine to `final_lr_ratio` x learning_rate at the end."""
+    or with `cosine` falls along a half cosine to `final_lr_ratio` x learning_rate at the end.
+    With `ema_decay` > 0 the stage ends with an exponential moving average of its weights
+    (decay min(ema_decay, (1 + step) / (10 + step)), so early steps do not linger)."""
 
     name: str
     steps: int
@@ -42,6 +44,7 @@ class Stage:
     warmup_steps: int = 0
     cosine: bool = False
     final_lr_ratio: float = 0.0
+    ema_decay: float = 0.0
 
     def learning_rate_at(self, step: int) -> float:
         """The learning rate of step `step` (0-based): a pure function of the step, so resuming needs no state."""
@@ -64,7 +67,8 @@ class GeneratorModel(nn.Module):
         self.fs = fs  # Hz: settings in time units (TimeVQVAE's token length) need it
 
     def training_plan(self) -> list[Stage]:
-        return [Stage("main", self.config.steps, self.config.learning_rate)]
+        return [Stage("main", self.config.steps, self.config.learning_rate,
+                      ema_decay=getattr(self.config, "ema_decay", 0.0))]
 
     def stage_parameters(self, stage: str) -> Iterable[nn.Parameter]:
         return self.parameters()

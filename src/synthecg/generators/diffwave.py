@@ -45,6 +45,7 @@ class DiffWaveConfig:
     sampling_eta: float = 0.0  # DDIM's eta: 0 = deterministic (best on short chains), 1 = DDPM's ancestral noise
     batch_size: int = 16  # records per training step
     learning_rate: float = 2e-4  # Adam, as in DiffWave
+    ema_decay: float = 0.999  # the trained model is a moving average of the weights (ours; common for DDPMs)
     steps: int = 200_000  # training steps (our choice for ECG; DiffWave trains 1M on audio)
 
 

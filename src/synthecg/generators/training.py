@@ -86,7 +86,8 @@ def train(
     model.to(device)
     x = torch.from_numpy(np.ascontiguousarray(train_x, dtype=np.float32)).to(device)
     y = torch.from_numpy(np.asarray(train_y, dtype=np.int64)).to(device)
-    weights = record_weights(y.cpu(), class_balance)
+    # Inverse-CDF draws from the record weights (torch.multinomial's batches trained DiffWave worse, reproducibly).
+    cumulative = record_weights(y.cpu(), class_balance).cumsum(0)
     model.prepare(x, y)
     record = TrainingLog(device=str(device))
     start_stage, start_step, saved = 0, 0, None
@@ -121,9 +122,12 @@ def train(
         first_step = 0
         # A checkpoint made at the end of the previous stage has step 0 and no state of this
         # stage's optimizer: this stage starts fresh, as it does in an uninterrupted run.
+        ema = [parameter.detach().clone() for parameter in parameters] if stage.ema_decay > 0 else None
         if saved is not None and stage_index == start_stage and start_step > 0:
             optimizer.load_state_dict(saved["optimizer"])
             batches.set_state(saved["batch_rng"])
+            if ema is not None:
+                ema = [tensor.to(device) for tensor in saved["ema"]]
             first_step = start_step
         inputs = model.stage_inputs(stage.name, x, y)
         if any(len(tensor) != len(y) for tensor in inputs):
@@ -135,14 +139,17 @@ def train(
         for step in range(first_step, stage.steps):
             for group in optimizer.param_groups:
                 group["lr"] = stage.learning_rate_at(step)
-            index = torch.multinomial(weights, model.config.batch_size, replacement=True, generator=batches)
-            index = index.to(device, non_blocking=True)
+            draws = torch.rand(model.config.batch_size, generator=batches, dtype=torch.float64) * cumulative[-1]
+            index = torch.searchsorted(cumulative, draws).clamp_max(len(y) - 1).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = model.loss(*(tensor[index] for tensor in inputs), stage.name)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
+            if ema is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema, parameters, 1.0 - min(stage.ema_decay, (1 + step) / (10 + step)))
             window += loss.detach().float()
             window_steps += 1
             done = step + 1
@@ -161,6 +168,9 @@ def train(
             log.info("%s: %s step %d/%d loss %.5f", name, stage.name, done, stage.steps, mean_loss)
             if done % checkpoint_every == 0 or done == stage.steps:
                 finished_stage = done == stage.steps
+                if finished_stage and ema is not None:
+                    with torch.no_grad():  # the stage's result is the average of its weights
+                        torch._foreach_copy_(parameters, ema)
                 save_atomically(
                     {
                         "fingerprint": fingerprint,
@@ -171,6 +181,7 @@ def train(
                         "stage_index": stage_index + 1 if finished_stage else stage_index,
                         "step": 0 if finished_stage else done,
                         "batch_rng": None if finished_stage else batches.get_state(),
+                        "ema": None if finished_stage or ema is None else ema,
                         "rng_cpu": torch.get_rng_state(),
                         "rng_cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                         "history": record.history,
