@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from synthecg.errors import PipelineError
@@ -37,6 +36,8 @@ def _fill_defaults(config: dict, schema: Mapping) -> None:
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Fill defaults into `config` (in place) and check it; raise PipelineError naming every bad key."""
     schema = load_schema(schema_path)
+    import jsonschema  # here: merge_configs and params_hash are used where jsonschema is not installed
+
     _fill_defaults(config, schema)
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     problems = []

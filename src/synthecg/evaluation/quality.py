@@ -60,20 +60,20 @@ def nearest_correlation(queries: np.ndarray, references: np.ndarray, chunk: int 
 
 
 def real_reference(heldout_mv: np.ndarray, heldout_y: np.ndarray, fs: int, leads: Sequence[str],
-                   train_mv: np.ndarray | None = None, train_y: np.ndarray | None = None) -> dict:
+                   train_mv: np.ndarray | None = None, train_y: np.ndarray | None = None, processes: int = 1) -> dict:
     """What synthetic records are judged against: real records in mV [N, leads, T] with labels and
     their rhythm, held-out (validation + test) and, when given, the generator's training records.
 
     Computed once and reused for every generator: reading the rhythm takes ~60 ms a record.
     """
-    reference = {"heldout": (heldout_mv, np.asarray(heldout_y), analyse_records(heldout_mv, fs, leads))}
+    reference = {"heldout": (heldout_mv, np.asarray(heldout_y), analyse_records(heldout_mv, fs, leads, processes))}
     if train_mv is not None:
-        reference["train"] = (train_mv, np.asarray(train_y), analyse_records(train_mv, fs, leads))
+        reference["train"] = (train_mv, np.asarray(train_y), analyse_records(train_mv, fs, leads, processes))
     return reference
 
 
 def generator_quality(synthetic_mv: np.ndarray, synthetic_y: np.ndarray, reference: dict,
-                      classes: Sequence[str], fs: int, leads: Sequence[str]) -> dict:
+                      classes: Sequence[str], fs: int, leads: Sequence[str], processes: int = 1) -> dict:
     """The per-class rhythm figures and the signal measures of one synthetic set [N, leads, T] in mV.
 
     A class's real share (what a perfect generator would score) pools every real record of the
@@ -82,7 +82,7 @@ def generator_quality(synthetic_mv: np.ndarray, synthetic_y: np.ndarray, referen
     too. With training records in `reference`, also each record's nearest-training-record
     correlation, for synthetic and (as the floor) held-out real records.
     """
-    synthetic_rhythm = analyse_records(synthetic_mv, fs, leads)
+    synthetic_rhythm = analyse_records(synthetic_mv, fs, leads, processes)
     synthetic_by_class = rhythm_by_class(synthetic_rhythm, synthetic_y, classes)
     parts = [reference[key] for key in ("heldout", "train") if key in reference]
     real_x = np.concatenate([x for x, _, _ in parts])

@@ -93,8 +93,18 @@ def analyse_record(x_mv: np.ndarray, fs: int, leads: Sequence[str]) -> dict:
             "agreement": score, "n_beats": int(len(beats)), "lead": name}
 
 
-def analyse_records(x_mv: np.ndarray, fs: int, leads: Sequence[str]) -> pd.DataFrame:
-    """Records [N, leads, T] in mV -> one row per record with the columns of `analyse_record`."""
+def analyse_records(x_mv: np.ndarray, fs: int, leads: Sequence[str], processes: int = 1) -> pd.DataFrame:
+    """Records [N, leads, T] in mV -> one row per record with the columns of `analyse_record`.
+
+    ~60 ms a record on one core; `processes` > 1 spreads the records over worker processes.
+    """
+    if processes > 1 and len(x_mv) > processes:
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = np.array_split(np.arange(len(x_mv)), processes)
+        with ProcessPoolExecutor(processes) as pool:
+            parts = pool.map(analyse_records, [x_mv[chunk] for chunk in chunks], [fs] * processes, [leads] * processes)
+            return pd.concat(list(parts), ignore_index=True)
     return pd.DataFrame([analyse_record(record, fs, leads) for record in x_mv], columns=COLUMNS)
 
 
