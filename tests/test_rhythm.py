@@ -1,6 +1,7 @@
 """The rhythm reader: beats at known rates, the mirror's real records, and what must read as no rhythm."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.signal import butter, sosfiltfilt
 
@@ -95,3 +96,25 @@ def test_per_class_reports_give_shares_rates_and_distances():
     assert report["SB"]["wasserstein_bpm"] == pytest.approx(2, abs=1)
     assert report["GSVT"]["synthetic"] == {"n": 2, "n_detected": 0, "detectable": 0.0}
     assert report["GSVT"]["wasserstein_bpm"] is None
+
+
+def test_a_dataset_rhythm_table_round_trips_through_csv_split_by_split(tmp_path):
+    from synthecg.data.store import DatasetWriter, RunningStats
+    from synthecg.errors import PipelineError
+    from synthecg.evaluation.rhythm import read_split_rhythm, split_rhythms
+
+    records = {"train": [beats(50), np.zeros((12, 1000))], "test": [beats(130)]}
+    with DatasetWriter(tmp_path / "d.h5", 1000, ("train", "val", "test")) as writer:
+        for split, xs in records.items():
+            for i, x in enumerate(xs):
+                writer.append(split, x.astype(np.float32), 0, f"{split}{i}", "p", "toy")
+        stats = RunningStats.of(records["train"][0])
+        writer.finish({"classes": ["SB"], "leads": LEADS, "fs": 100, "seconds": 10, "units": "mV",
+                       "norm_mean": stats.mean, "norm_std": stats.std, "norm_count": stats.count})
+    split_rhythms(tmp_path / "d.h5").to_csv(tmp_path / "r.csv", index=False)
+    table = pd.read_csv(tmp_path / "r.csv")
+    train = read_split_rhythm(table, "train", 2, "r.csv")
+    assert train.detected.tolist() == [True, False] and train.heart_rate_bpm[0] == pytest.approx(50, rel=0.02)
+    assert read_split_rhythm(table, "test", 1, "r.csv").heart_rate_bpm[0] == pytest.approx(130, rel=0.02)
+    with pytest.raises(PipelineError, match="r.csv: has 1 rhythm rows for split 'test', the data 2 records"):
+        read_split_rhythm(table, "test", 2, "r.csv")

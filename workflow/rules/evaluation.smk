@@ -1,9 +1,26 @@
 # Evaluation: how close each generator's synthetic ECG is to the real data.
 
 
+rule real_rhythm:
+    input:
+        h5="results/data/{dataset}.h5",
+    output:
+        csv="results/quality/{dataset}/real_rhythm.csv",
+    log:
+        "results/logs/quality/{dataset}/real_rhythm.log",
+    benchmark:
+        "results/benchmarks/quality/{dataset}/real_rhythm.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    script:
+        "../scripts/real_rhythm.py"
+
+
 rule generator_quality:
     input:
         real="results/data/{source}.h5",
+        real_rhythm="results/quality/{source}/real_rhythm.csv",
         synthetic="results/synthetic/{source}/{generator}.h5",
     output:
         json="results/quality/{source}/{generator}.json",
@@ -23,6 +40,7 @@ rule generator_quality:
 rule fidelity_report:
     input:
         real="results/data/{dataset}.h5",
+        real_rhythm="results/quality/{dataset}/real_rhythm.csv",
         synthetic=synthetic_for,
         real_models=real_classifier_models,
         tstr_metrics=tstr_metrics,

@@ -13,6 +13,7 @@ with logged_job(snakemake.log[0]) as log:
         dict(zip(seeds, map(Path, snakemake.input.real_models))),
         dict(zip(seeds, map(Path, snakemake.input.tstr_metrics))),
         Path(snakemake.output.json),
+        Path(snakemake.input.real_rhythm),
     )
     for seed, scores in report["by_seed"].items():
         log.info("seed %s: FID %.3f, MMD %.4f, discriminative accuracy %.3f", seed, scores["fid"], scores["mmd"],

@@ -23,7 +23,12 @@ from synthecg.data.store import STANDARD_LEADS, load_split, metadata
 from synthecg.errors import PipelineError
 from synthecg.evaluation.closeness import discriminative_score, frechet_distance, memorisation, mmd_rbf
 from synthecg.evaluation.quality import generator_quality, real_reference
-from synthecg.evaluation.rhythm import analyse_records, heart_rate_by_class, rhythm_by_class
+from synthecg.evaluation.rhythm import (
+    analyse_records,
+    heart_rate_by_class,
+    read_split_rhythm,
+    rhythm_by_class,
+)
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.io import write_json_atomically
 
@@ -48,11 +53,13 @@ def compute_fidelity(
     real_models: Mapping[int, Path],
     tstr_metrics: Mapping[int, Path],
     out_json: Path,
+    real_rhythm_csv: Path,
 ) -> dict:
     """Closeness of one synthetic set to its real data; the classifier-based scores once per seed.
 
     `real_models` and `tstr_metrics` map each seed to its `real` classifier and its `synthetic`
     experiment's metrics. Measures on the signals themselves do not depend on the seed.
+    `real_rhythm_csv` is the dataset's `split_rhythms` table.
     """
     meta = metadata(real_h5)
     train = load_split(real_h5, "train", normalised=True)
@@ -82,7 +89,7 @@ def compute_fidelity(
     real_mv, synthetic_mv = to_millivolts(train["x"], meta), to_millivolts(synthetic_x, meta)
     real_psd, real_amplitude = spectrum_and_amplitude(real_mv, meta["fs"])
     synthetic_psd, synthetic_amplitude = spectrum_and_amplitude(synthetic_mv, meta["fs"])
-    real_rhythm = analyse_records(real_mv, meta["fs"], meta["leads"])
+    real_rhythm = read_split_rhythm(pd.read_csv(real_rhythm_csv), "train", len(real_mv), real_rhythm_csv)
     synthetic_rhythm = analyse_records(synthetic_mv, meta["fs"], meta["leads"])
     report = {
         "dataset": meta["dataset"],
@@ -143,22 +150,29 @@ def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, 
     })
 
 
-def write_generator_quality(real_h5: Path, synthetic_h5: Path, out_json: Path, max_per_class: int = 200) -> dict:
+def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: Path, out_json: Path,
+                            max_per_class: int = 200) -> dict:
     """Per-class quality of one generator's synthetic set against the real records (held-out: validation
     and test splits; and training), as `synthecg.evaluation.quality.generator_quality` measures it, in mV.
 
-    At most `max_per_class` synthetic records per class are judged (a seeded draw), which bounds
-    the rhythm reader's time (~60 ms a record) whatever the sampling ratio.
+    `real_rhythm_csv` is the dataset's `split_rhythms` table. At most `max_per_class` synthetic
+    records per class are judged (a seeded draw), which bounds the rhythm reader's time (~60 ms a
+    record) whatever the sampling ratio.
     """
     meta = metadata(real_h5)
-    train = load_split(real_h5, "train")
-    heldout = [load_split(real_h5, split) for split in ("val", "test") if meta["splits"].get(split)]
+    rhythm_table = pd.read_csv(real_rhythm_csv)
+    real = {split: load_split(real_h5, split) for split in ("train", "val", "test") if meta["splits"].get(split)}
+    rhythm = {split: read_split_rhythm(rhythm_table, split, len(part["x"]), real_rhythm_csv) for split, part in real.items()}
+    heldout = [split for split in ("val", "test") if split in real]
+    reference = real_reference(
+        np.concatenate([real[s]["x"] for s in heldout]), np.concatenate([real[s]["y"] for s in heldout]),
+        meta["fs"], meta["leads"], train_mv=real["train"]["x"], train_y=real["train"]["y"],
+        rhythms={"heldout": pd.concat([rhythm[s] for s in heldout], ignore_index=True), "train": rhythm["train"]},
+    )
     synthetic = load_split(synthetic_h5, "synthetic")
     rng = np.random.default_rng(0)
     keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(synthetic["y"] == c))[:max_per_class]
                                    for c in np.unique(synthetic["y"])]))
-    reference = real_reference(np.concatenate([h["x"] for h in heldout]), np.concatenate([h["y"] for h in heldout]),
-                               meta["fs"], meta["leads"], train_mv=train["x"], train_y=train["y"])
     report = generator_quality(synthetic["x"][keep], synthetic["y"][keep], reference, meta["classes"], meta["fs"],
                                meta["leads"])
     report = {"dataset": meta["dataset"], "generator": metadata(synthetic_h5)["generator"], **report}

@@ -60,16 +60,18 @@ def nearest_correlation(queries: np.ndarray, references: np.ndarray, chunk: int 
 
 
 def real_reference(heldout_mv: np.ndarray, heldout_y: np.ndarray, fs: int, leads: Sequence[str],
-                   train_mv: np.ndarray | None = None, train_y: np.ndarray | None = None, processes: int = 1) -> dict:
+                   train_mv: np.ndarray | None = None, train_y: np.ndarray | None = None, processes: int = 1,
+                   rhythms: dict | None = None) -> dict:
     """What synthetic records are judged against: real records in mV [N, leads, T] with labels and
     their rhythm, held-out (validation + test) and, when given, the generator's training records.
 
-    Computed once and reused for every generator: reading the rhythm takes ~60 ms a record.
+    Computed once and reused for every generator: reading the rhythm takes ~60 ms a record, so
+    `rhythms` may bring it already read ({"heldout": ..., "train": ...}, `analyse_records` tables).
     """
-    reference = {"heldout": (heldout_mv, np.asarray(heldout_y), analyse_records(heldout_mv, fs, leads, processes))}
-    if train_mv is not None:
-        reference["train"] = (train_mv, np.asarray(train_y), analyse_records(train_mv, fs, leads, processes))
-    return reference
+    rhythms = rhythms or {}
+    parts = {"heldout": (heldout_mv, heldout_y)} | ({"train": (train_mv, train_y)} if train_mv is not None else {})
+    return {name: (x, np.asarray(y), rhythms[name] if name in rhythms else analyse_records(x, fs, leads, processes))
+            for name, (x, y) in parts.items()}
 
 
 def generator_quality(synthetic_mv: np.ndarray, synthetic_y: np.ndarray, reference: dict,

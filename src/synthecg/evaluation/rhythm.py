@@ -181,3 +181,33 @@ def heart_rate_by_class(real: pd.DataFrame, real_y: np.ndarray, synthetic: pd.Da
         report[name] = {"real": _rate_summary(real_part), "synthetic": _rate_summary(synthetic_part),
                         "wasserstein_bpm": distance}
     return report
+
+
+def split_rhythms(real_h5) -> pd.DataFrame:
+    """The rhythm of every record of a dataset's HDF5, split by split: columns split, row and `COLUMNS`.
+
+    Read once per dataset (`results/quality/{dataset}/real_rhythm.csv`) and shared by every
+    generator's quality and closeness reports.
+    """
+    from synthecg.data.store import load_split, metadata
+
+    meta = metadata(real_h5)
+    parts = []
+    for split, count in meta["splits"].items():
+        if not count:
+            continue
+        rhythm = analyse_records(load_split(real_h5, split)["x"], meta["fs"], meta["leads"])
+        parts.append(rhythm.assign(split=split, row=np.arange(len(rhythm))))
+    return pd.concat(parts, ignore_index=True)[["split", "row", *COLUMNS]]
+
+
+def read_split_rhythm(table: pd.DataFrame, split: str, n_records: int, source) -> pd.DataFrame:
+    """One split's rows of a `split_rhythms` table, checked against the split's record count."""
+    part = table[table["split"] == split].sort_values("row")
+    if len(part) != n_records:
+        from synthecg.errors import PipelineError
+
+        raise PipelineError(f"{source}: has {len(part)} rhythm rows for split {split!r}, the data {n_records} records; "
+                            "delete it and rerun")
+    part = part[COLUMNS].reset_index(drop=True)
+    return part.assign(detected=part["detected"].astype(bool), lead=part["lead"].fillna(""))
