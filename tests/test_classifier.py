@@ -212,6 +212,8 @@ def test_a_random_training_crop_has_its_length_and_lies_inside_the_record():
     assert starts.min() >= 0 and starts.max() <= n_samples - length
     assert len(set(starts.tolist())) > 32  # random starts, not one fixed window
     assert random_crops(x[:, :, :200], length, np.random.default_rng(0)).shape[-1] == 200  # short: whole
+    near = random_crops(x[:, :, :260], length, np.random.default_rng(0))  # 11 possible starts, both ends included
+    assert set((near[:, 0, 0] - 10_000 * torch.arange(64)).tolist()) == set(range(11))
 
 
 class PositionModel(torch.nn.Module):
