@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from generator_throughput import N_LEADS, N_SAMPLES, measure  # noqa: E402
-from synthecg.classifier.resnet1d import ResNet1d, make_classifier_config  # noqa: E402
+from synthecg.classifier.resnet1d import build_classifier, make_classifier_config  # noqa: E402
 from synthecg.config import merge_configs, validate_config  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
 
@@ -39,10 +39,11 @@ def preset() -> dict:
     return validate_config(merge_configs(default, paper), REPO / "workflow/schemas/config.schema.yaml")
 
 
-def classifier_records_per_s(config, device: torch.device, precision: str, steps: int) -> float:
-    model = ResNet1d(config, N_LEADS, 4).to(device)
+def classifier_records_per_s(config, device: torch.device, precision: str, steps: int, fs: float) -> float:
+    model = build_classifier(config, N_LEADS, 4).to(device)
     optimizer = torch.optim.AdamW(model.parameters())
-    x = torch.randn(config.batch_size, N_LEADS, N_SAMPLES, device=device)
+    length = min(config.train_crop_samples(fs) or N_SAMPLES, N_SAMPLES)  # a training step sees crops
+    x = torch.randn(config.batch_size, N_LEADS, length, device=device)
     y = torch.randint(0, 4, (config.batch_size,), device=device)
 
     def step():
@@ -89,7 +90,7 @@ def main() -> None:
         rows += [(f"train {name} (per source dataset x {len(records)})", train_h),
                  (f"sample {name} (x {len(records)})", sample_h)]
     classifier = make_classifier_config(config["classifier"])
-    rate = classifier_records_per_s(classifier, device, args.precision, args.steps)
+    rate = classifier_records_per_s(classifier, device, args.precision, args.steps, config["sampling_rate"])
     experiments = config["experiments"]
     per_dataset = (1 + len(config["generators"]["names"]) * (sum(1 + r for r in experiments["augment_ratios"])
                                                             + ratio + sum(experiments["finetune_fractions"])))

@@ -7,14 +7,23 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_score, roc_auc_score
 
-from synthecg.classifier.experiments import augmentation_indices, nested_fraction_indices, run_experiment
-from synthecg.classifier.resnet1d import ClassifierConfig, ResNet1d, make_classifier_config
-from synthecg.classifier.training import fit, predict_probabilities
+from synthecg.classifier.experiments import (
+    augmentation_indices,
+    load_classifier,
+    nested_fraction_indices,
+    run_experiment,
+)
+from synthecg.classifier.resnet1d import ClassifierConfig, SlidingWindows, build_classifier, make_classifier_config
+from synthecg.classifier.resnet1d_wang import ResNet1dWang
+from synthecg.classifier.training import fit, predict_probabilities, random_crops
+from synthecg.classifier.wang2017_resnet import Wang2017ResNet
 from synthecg.data.store import STANDARD_LEADS, DatasetWriter, RunningStats
 from synthecg.errors import PipelineError
 from synthecg.evaluation.metrics import classification_metrics
 
-TINY = ClassifierConfig(filters=(8, 16, 16), batch_size=16, max_epochs=15, patience=15, learning_rate=3e-3)
+WHOLE_RECORDS = {"train_crop_seconds": None, "eval_window_seconds": None}
+TINY = ClassifierConfig(filters=(8, 16, 16), batch_size=16, max_epochs=15, patience=15, learning_rate=3e-3,
+                        **WHOLE_RECORDS)
 T = 64
 
 
@@ -34,10 +43,11 @@ def toy(n_per_class=20, seed=0, classes=(0, 1, 2)):
 def test_the_classifier_learns_a_separable_task():
     x, y = toy()
     val_x, val_y = toy(8, seed=1)
-    model = ResNet1d(TINY, 12, 3)
-    result = fit(model, x, y, val_x, val_y, TINY, learning_rate=TINY.learning_rate, seed=0, device=torch.device("cpu"))
+    model = build_classifier(TINY, 12, 3)
+    result = fit(model, x, y, val_x, val_y, TINY, learning_rate=TINY.learning_rate, seed=0, device=torch.device("cpu"),
+                 fs=None)
     test_x, test_y = toy(10, seed=2)
-    accuracy = (predict_probabilities(model, test_x, torch.device("cpu")).argmax(1) == test_y).mean()
+    accuracy = (predict_probabilities(model, test_x, torch.device("cpu"), windows=None).argmax(1) == test_y).mean()
     assert accuracy >= 0.9 and result.best_val_macro_f1 >= 0.9
     assert 1 <= result.best_epoch <= result.epochs
 
@@ -135,3 +145,130 @@ def test_fine_tuning_starts_from_the_pretrained_weights(tmp_path, monkeypatch):
 def test_unknown_classifier_settings_are_config_errors():
     with pytest.raises(PipelineError, match=r"config key classifier: unknown settings \['depth'\]"):
         make_classifier_config({"depth": 3})
+
+
+def n_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_resnet1d_wang_is_the_default_and_takes_records_and_crops():
+    model = build_classifier(ClassifierConfig(), 12, 4).eval()
+    assert isinstance(model, ResNet1dWang) and model.n_classes == 4
+    with torch.no_grad():
+        for n_samples, steps in [(1000, 250), (250, 63)]:  # 10 s and a 2.5 s crop at 100 Hz; strides 1, 2, 2
+            x = torch.randn(2, 12, n_samples)
+            assert model(x).shape == (2, 4)
+            assert model.embed(x).shape == (2, 256)  # max ‖ average pooling of 128 channels
+            assert model.blocks(model.stem(x)).shape == (2, 128, steps)
+
+
+def test_resnet1d_wang_has_the_benchmarks_parameter_count():
+    # helme/ecg_ptbxl_benchmarking resnet1d_wang(input_channels=12, num_classes=4), bias-free convolutions:
+    #   stem   conv 12->128 k7: 12*128*7 = 10,752; BN 256                          ->  11,008
+    #   block1 conv k5 128*128*5 = 81,920; BN 256; conv k3 128*128*3 = 49,152; BN 256;
+    #          identity shortcut (stride 1, 128 -> 128)                           -> 131,584
+    #   block2 as block1 + shortcut conv 1x1 stride 2 128*128 = 16,384 + BN 256   -> 148,224
+    #   block3 as block2                                                          -> 148,224
+    #   head   BN 256: 512; Linear 256->128: 32,896; BN 128: 256; Linear 128->4: 516 -> 34,180
+    #   total 11,008 + 131,584 + 2 * 148,224 + 34,180 = 473,220
+    assert n_parameters(build_classifier(ClassifierConfig(), 12, 4)) == 473_220
+    narrow = build_classifier(make_classifier_config({"filters": [32, 32, 32]}), 12, 4)
+    assert n_parameters(narrow) < 473_220 // 10
+
+
+def test_wang2017_resnet_is_still_selectable_with_its_old_size():
+    config = make_classifier_config({"architecture": "wang2017_resnet"})
+    model = build_classifier(config, 12, 4).eval()
+    assert isinstance(model, Wang2017ResNet)
+    assert n_parameters(model) == 509_700  # 64/128/128 filters, kernels 8/5/3, as before resnet1d_wang
+    with torch.no_grad():
+        assert model(torch.randn(2, 12, 1000)).shape == (2, 4) and model.embed(torch.randn(2, 12, 250)).shape == (2, 128)
+
+
+def test_unknown_architecture_fails_naming_the_key():
+    with pytest.raises(PipelineError, match=r"config key classifier\.architecture: unknown architecture 'resnet50'"):
+        make_classifier_config({"architecture": "resnet50"})
+    with pytest.raises(PipelineError, match=r"classifier\.eval_aggregate"):
+        make_classifier_config({"eval_aggregate": "median"})
+    with pytest.raises(PipelineError, match=r"classifier\.eval_window_seconds: 2.5 s needs the records' sampling rate"):
+        ClassifierConfig().eval_windows(None)
+
+
+def test_the_benchmark_protocol_in_samples():
+    config = ClassifierConfig()
+    assert config.train_crop_samples(100) == 250 and config.train_crop_samples(500) == 1250
+    assert config.eval_windows(100) == SlidingWindows(250, 125, "max")
+    whole = make_classifier_config({"train_crop_seconds": 0, "eval_window_seconds": None})
+    assert whole.train_crop_samples(100) is None and whole.eval_windows(100) is None
+
+
+def test_a_random_training_crop_has_its_length_and_lies_inside_the_record():
+    n_samples, length = 1000, 250
+    x = torch.arange(n_samples, dtype=torch.float32).expand(64, 12, n_samples) + 10_000 * torch.arange(64)[:, None, None]
+    crops = random_crops(x, length, np.random.default_rng(0))
+    assert crops.shape == (64, 12, length)
+    starts = crops[:, 0, 0] - 10_000 * torch.arange(64)  # each record's own samples, from its start on
+    torch.testing.assert_close(crops, x[:, :, :length] + starts[:, None, None])
+    assert starts.min() >= 0 and starts.max() <= n_samples - length
+    assert len(set(starts.tolist())) > 32  # random starts, not one fixed window
+    assert random_crops(x[:, :, :200], length, np.random.default_rng(0)).shape[-1] == 200  # short: whole
+    near = random_crops(x[:, :, :260], length, np.random.default_rng(0))  # 11 possible starts, both ends included
+    assert set((near[:, 0, 0] - 10_000 * torch.arange(64)).tolist()) == set(range(11))
+
+
+class PositionModel(torch.nn.Module):
+    """Logits [first sample of lead 0, 0]: a window's class-0 probability is the sigmoid of where it starts."""
+
+    n_classes = 2
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        return torch.stack([x[:, 0, 0], torch.zeros(len(x))], dim=1)
+
+
+def test_sliding_window_prediction_aggregates_the_windows():
+    n_samples = 10
+    x = np.zeros((3, 12, n_samples), np.float32)
+    x[:, 0] = (np.arange(n_samples) - 5) / 2 + np.arange(3)[:, None]  # record r, sample t: (t - 5) / 2 + r
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    starts = np.array([0, 2, 4, 6])  # windows of 4 every 2 samples, inside 10 samples
+    p0 = sigmoid((starts[None] - 5) / 2 + np.arange(3)[:, None])  # [record, window]
+    device = torch.device("cpu")
+    model = PositionModel()
+    highest = predict_probabilities(model, x, device, windows=SlidingWindows(4, 2, "max"), batch_size=8)
+    np.testing.assert_allclose(highest[:, 0], p0.max(1), rtol=1e-6)  # the last window's
+    np.testing.assert_allclose(highest[:, 1], (1 - p0).max(1), rtol=1e-6)  # the first window's
+    assert model.seen == [(8, 12, 4), (4, 12, 4)]  # two records' windows, then the third's
+    mean = predict_probabilities(model, x, device, windows=SlidingWindows(4, 2, "mean"))
+    np.testing.assert_allclose(mean[:, 0], p0.mean(1), rtol=1e-6)
+    whole = predict_probabilities(model, x, device, windows=None)
+    np.testing.assert_allclose(whole[:, 0], p0[:, 0], rtol=1e-6)
+    model.seen.clear()
+    predict_probabilities(model, np.zeros((2, 12, 1000), np.float32), device, windows=ClassifierConfig().eval_windows(100))
+    assert model.seen == [(14, 12, 250)]  # the benchmark's 7 windows per 10 s record: starts 0, 125, ..., 750
+
+
+def test_fit_trains_on_crops_and_validates_on_windows():
+    x, y = toy(4)
+    config = ClassifierConfig(filters=(4, 4, 4), batch_size=4, max_epochs=1, patience=1, train_crop_seconds=0.5,
+                              eval_window_seconds=0.25, eval_window_stride_seconds=0.25)
+    model = build_classifier(config, 12, 3)
+    lengths = []
+    model.register_forward_hook(lambda module, args, out: lengths.append((module.training, args[0].shape[-1])))
+    fit(model, x, y, x, y, config, learning_rate=1e-3, seed=0, device=torch.device("cpu"), fs=T)
+    assert {n for training, n in lengths if training} == {32}  # 0.5 s at 64 Hz
+    assert {n for training, n in lengths if not training} == {16}  # 0.25 s windows
+
+
+def test_a_classifier_saved_before_the_architecture_setting_loads_as_wang2017(tmp_path):
+    old = {"filters": [4, 8, 8], "kernels": [8, 5, 3], "batch_size": 8, "learning_rate": 1e-3, "weight_decay": 1e-2,
+           "max_epochs": 1, "patience": 1, "finetune_learning_rate": 1e-4}
+    model = Wang2017ResNet(12, 3, (4, 8, 8))
+    torch.save({"model": model.state_dict(), "config": old, "classes": ["A", "B", "C"], "n_leads": 12},
+               tmp_path / "model.pt")
+    loaded = load_classifier(tmp_path / "model.pt")
+    assert isinstance(loaded, Wang2017ResNet) and loaded.config.eval_windows(100) is None

@@ -5,10 +5,15 @@ import dataclasses
 import yaml
 
 from conftest import REPO
+from synthecg.classifier.resnet1d import ClassifierConfig, build_classifier, make_classifier_config
 from synthecg.config import merge_configs, validate_config
 from synthecg.generators.base import make_config
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+
+
+def classifier_parameters(settings) -> int:
+    return sum(p.numel() for p in build_classifier(make_classifier_config(settings), 12, 4).parameters())
 
 
 def test_paper_preset_restores_every_full_scale_model_setting():
@@ -19,6 +24,8 @@ def test_paper_preset_restores_every_full_scale_model_setting():
     for name in paper["generators"]["names"]:
         full_scale = dataclasses.asdict(make_config(name, {}))
         assert dataclasses.asdict(make_config(name, paper["generators"][name])) == full_scale, name
+    assert make_classifier_config(paper["classifier"]) == ClassifierConfig(filters=(128, 128, 128))
+    assert classifier_parameters(paper["classifier"]) == classifier_parameters({})  # the benchmark's width
 
 
 def test_default_config_is_valid_and_small():
@@ -27,6 +34,7 @@ def test_default_config_is_valid_and_small():
     for name in config["generators"]["names"]:
         small, full = make_config(name, config["generators"][name]), make_config(name, {})
         assert small.steps < full.steps and small.batch_size <= full.batch_size
+    assert classifier_parameters(config["classifier"]) < classifier_parameters({})
 
 
 def test_cpu_preset_is_valid_and_uses_every_record_with_small_models():
@@ -36,3 +44,4 @@ def test_cpu_preset_is_valid_and_uses_every_record_with_small_models():
     for name in cpu["generators"]["names"]:
         model = make_config(name, cpu["generators"][name])
         assert model.steps < make_config(name, {}).steps
+    assert classifier_parameters(cpu["classifier"]) < classifier_parameters({})

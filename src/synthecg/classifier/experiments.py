@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from synthecg.classifier.resnet1d import ClassifierConfig, ResNet1d, make_classifier_config
+from synthecg.classifier.resnet1d import ClassifierConfig, build_classifier, make_classifier_config
 from synthecg.classifier.training import fit, predict_probabilities
 from synthecg.data.store import load_split, metadata
 from synthecg.errors import PipelineError
@@ -98,8 +99,9 @@ def run_experiment(
     classes = meta["classes"]
     train, val, test = (load_split(real_h5, split, normalised=True) for split in ("train", "val", "test"))
     torch_device = pick_device(device)
+    fs = float(meta["fs"])  # seconds of crops and windows -> samples
     torch.manual_seed(seed)
-    model = ResNet1d(config, train["x"].shape[1], len(classes))
+    model = build_classifier(config, train["x"].shape[1], len(classes))
     learning_rate = config.learning_rate
     if experiment == "real":
         x, y = train["x"], train["y"]
@@ -118,7 +120,8 @@ def run_experiment(
     if len(y) == 0 and experiment != "finetune":
         raise PipelineError(f"{real_h5}: no training records for the {experiment} experiment")
     if len(y):
-        result = fit(model, x, y, val["x"], val["y"], config, learning_rate=learning_rate, seed=seed, device=torch_device)
+        result = fit(model, x, y, val["x"], val["y"], config, learning_rate=learning_rate, seed=seed,
+                     device=torch_device, fs=fs)
         fit_summary = {"epochs": result.epochs, "best_epoch": result.best_epoch,
                        "best_val_macro_f1": result.best_val_macro_f1, "stopped_by": result.stopped_by,
                        "wall_time_s": round(result.wall_time_s, 3), "history": result.history}
@@ -126,7 +129,8 @@ def run_experiment(
         model.to(torch_device)
         fit_summary = {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None,
                        "stopped_by": "fraction 0: pretrained model, not fine-tuned", "wall_time_s": 0.0, "history": []}
-    metrics = classification_metrics(test["y"], predict_probabilities(model, test["x"], torch_device), classes)
+    probabilities = predict_probabilities(model, test["x"], torch_device, windows=config.eval_windows(fs))
+    metrics = classification_metrics(test["y"], probabilities, classes)
     metrics.update(fit_summary)
     metrics.update({
         "experiment": experiment, "dataset": meta["dataset"], "seed": seed, "device": str(torch_device),
@@ -140,9 +144,14 @@ def run_experiment(
     return metrics
 
 
-def load_classifier(path: Path, device: torch.device | None = None) -> ResNet1d:
+def load_classifier(path: Path, device: torch.device | None = None) -> nn.Module:
+    """A saved classifier in eval mode; its settings (protocol included) as `model.config`."""
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    config = make_classifier_config(saved["config"])
-    model = ResNet1d(config, saved["n_leads"], len(saved["classes"]))
+    settings = saved["config"]
+    if "architecture" not in settings:  # saved before resnet1d_wang: Wang et al. (2017) on whole records
+        settings = {**settings, "architecture": "wang2017_resnet", "train_crop_seconds": None,
+                    "eval_window_seconds": None}
+    config = make_classifier_config(settings)
+    model = build_classifier(config, saved["n_leads"], len(saved["classes"]))
     model.load_state_dict(saved["model"])
     return model.to(device or "cpu").eval()

@@ -2,6 +2,11 @@
 
 The weights of the best validation epoch are kept. CUDA with bf16 autocast when present, the
 CPU otherwise. Inputs are normalised records [N, leads, T] float32 and labels [N].
+
+The PTB-XL benchmark's protocol, when the config asks for it: each training step sees one random
+crop of each record (`train_crop_seconds`), and a record is predicted from sliding windows whose
+class probabilities are aggregated (`eval_window_seconds`, its stride, `eval_aggregate`), for
+validation and test alike. The records' sampling rate `fs` turns those seconds into samples.
 """
 
 import copy
@@ -12,9 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from sklearn.metrics import f1_score
 
-from synthecg.classifier.resnet1d import ClassifierConfig, ResNet1d
+from synthecg.classifier.resnet1d import ClassifierConfig, SlidingWindows
 
 log = logging.getLogger("synthecg")
 
@@ -29,26 +35,52 @@ class FitResult:
     stopped_by: str = ""
 
 
+def random_crops(x: torch.Tensor, length: int, rng: np.random.Generator) -> torch.Tensor:
+    """One window of `length` samples from each record [B, leads, T], at a uniformly random start
+    -> [B, leads, length]. Records no longer than `length` are returned whole."""
+    n_samples = x.shape[-1]
+    if length >= n_samples:
+        return x
+    starts = torch.from_numpy(rng.integers(0, n_samples - length + 1, size=len(x)))
+    index = (starts[:, None] + torch.arange(length))[:, None, :].expand(-1, x.shape[1], -1)
+    return torch.gather(x, 2, index.to(x.device))
+
+
 @torch.no_grad()
-def predict_probabilities(model: ResNet1d, x: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+def predict_probabilities(model: nn.Module, x: np.ndarray, device: torch.device, *,
+                          windows: SlidingWindows | None, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities [N, classes] of records [N, leads, T]: of the whole record when `windows`
+    is None (or not shorter than the records), else the max or mean over its windows' softmax
+    outputs. Windows start every `stride` samples and end inside the record, as in the PTB-XL
+    benchmark (a tail shorter than a window is not predicted on its own)."""
     model.eval()
+    n_leads, n_samples = x.shape[1], x.shape[-1]
+    windowed = windows is not None and windows.length < n_samples
+    per_record = (n_samples - windows.length) // windows.stride + 1 if windowed else 1
+    step = max(1, batch_size // per_record)  # batch_size counts what the model sees: windows
     outputs = []
-    for start in range(0, len(x), batch_size):
-        batch = torch.from_numpy(x[start : start + batch_size]).to(device)
+    for start in range(0, len(x), step):
+        batch = torch.from_numpy(x[start : start + step]).to(device)
+        if windowed:  # [B, leads, W, length] -> [B * W, leads, length]
+            batch = batch.unfold(-1, windows.length, windows.stride).transpose(1, 2)
+            batch = batch.reshape(-1, n_leads, windows.length)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(batch)
-        outputs.append(torch.softmax(logits.float(), dim=1).cpu())
-    n_classes = model.head.out_features
-    return torch.cat(outputs).numpy() if outputs else np.zeros((0, n_classes), np.float32)
+        probabilities = torch.softmax(logits.float(), dim=1)
+        if windowed:
+            probabilities = probabilities.reshape(-1, per_record, model.n_classes)
+            probabilities = probabilities.amax(dim=1) if windows.aggregate == "max" else probabilities.mean(dim=1)
+        outputs.append(probabilities.cpu())
+    return torch.cat(outputs).numpy() if outputs else np.zeros((0, model.n_classes), np.float32)
 
 
-def macro_f1(model, x, y, device) -> float:
-    predictions = predict_probabilities(model, x, device).argmax(axis=1)
+def macro_f1(model, x, y, device, windows: SlidingWindows | None) -> float:
+    predictions = predict_probabilities(model, x, device, windows=windows).argmax(axis=1)
     return float(f1_score(y, predictions, labels=sorted(set(y.tolist())), average="macro", zero_division=0))
 
 
 def fit(
-    model: ResNet1d,
+    model: nn.Module,
     train_x: np.ndarray,
     train_y: np.ndarray,
     val_x: np.ndarray,
@@ -58,8 +90,11 @@ def fit(
     learning_rate: float,
     seed: int,
     device: torch.device,
+    fs: float | None,
 ) -> FitResult:
-    """Train in place; on return the model holds the weights of its best validation epoch."""
+    """Train in place; on return the model holds the weights of its best validation epoch.
+    `fs`: the records' sampling rate (Hz), for the crops and windows; None only for whole records."""
+    crop, windows = config.train_crop_samples(fs), config.eval_windows(fs)
     torch.manual_seed(seed)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=config.weight_decay)
@@ -78,8 +113,9 @@ def fit(
             index = permutation[start : start + config.batch_size]
             if len(index) < 2:  # batch norm needs two records
                 continue
+            batch = x[index] if crop is None else random_crops(x[index], crop, order)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(x[index].to(device, non_blocking=True))
+                logits = model(batch.to(device, non_blocking=True))
             loss = F.cross_entropy(logits.float(), y[index].to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -87,7 +123,7 @@ def fit(
             total += loss.detach()
             batches += 1
         train_loss = float(total / max(batches, 1))  # one host sync per epoch
-        score = macro_f1(model, val_x, val_y, device) if len(val_y) else None
+        score = macro_f1(model, val_x, val_y, device, windows) if len(val_y) else None
         result.history.append({"epoch": epoch, "train_loss": train_loss, "val_macro_f1": score})
         log.info("epoch %d: train loss %.4f, validation macro-F1 %s", epoch, train_loss, score)
         result.epochs = epoch

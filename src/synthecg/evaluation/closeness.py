@@ -1,7 +1,7 @@
 """How close synthetic ECG is to real ECG: distribution distances, a discriminator, memorisation.
 
 All functions take plain arrays: embeddings [N, D] (e.g. the pooled features of a classifier
-trained on real data, `ResNet1d.embed`) or records [N, leads, T]. Nothing here reads files.
+trained on real data, its `embed`) or records [N, leads, T]. Nothing here reads files.
 """
 
 import numpy as np

@@ -70,11 +70,14 @@ def compute_fidelity(
     by_seed = {}
     for seed, model_path in sorted(real_models.items()):
         model = load_classifier(model_path)
+        windows = model.config.eval_windows(meta["fs"])  # predicts as its test scoring did
         real_embedding, synthetic_embedding = embed(model, train["x"]), embed(model, synthetic_x)
         rng = np.random.default_rng(seed)
         subset = lambda e: e[rng.permutation(len(e))[:MMD_MAX_RECORDS]]  # noqa: E731
         trts = classification_metrics(
-            synthetic_y, predict_probabilities(model, synthetic_x, torch.device("cpu")), meta["classes"]
+            synthetic_y,
+            predict_probabilities(model, synthetic_x, torch.device("cpu"), windows=windows),
+            meta["classes"],
         )
         tstr = json.loads(Path(tstr_metrics[seed]).read_text())
         by_seed[seed] = {
