@@ -181,7 +181,8 @@ def heart_rate_ranges(reports: Sequence[Path], path: Path) -> None:
                 summary = sides[side]
                 if "median" in summary:
                     rows.append({"dataset": report["dataset"], "class": name, "source": label,
-                                 "median": summary["median"], "q25": summary["q25"], "q75": summary["q75"]})
+                                 "median": summary["median"], "q25": summary["q25"], "q75": summary["q75"],
+                                 "detectable": summary.get("detectable")})
     if not rows:
         return _empty(path, "no heart rate detected")
     table = pd.DataFrame(rows).drop_duplicates(["dataset", "class", "source"])
@@ -199,6 +200,10 @@ def heart_rate_ranges(reports: Sequence[Path], path: Path) -> None:
             x = np.arange(len(classes)) - 0.4 + width * (offset + 0.5)
             axis.errorbar(x, ranges["median"], yerr=[ranges["median"] - ranges["q25"], ranges["q75"] - ranges["median"]],
                           fmt="o", color=palette[source], label=source, capsize=2, markersize=4)
+            for xi, (median, share) in zip(x, ranges[["median", "detectable"]].itertuples(index=False)):
+                if pd.notna(median) and pd.notna(share):  # the share of records with a readable rhythm
+                    axis.annotate(f"{share:.0%}", (xi, median), textcoords="offset points", xytext=(0, -11),
+                                  ha="center", fontsize=6, color=palette[source])
         axis.set_xticks(range(len(classes)), classes)
         axis.set(title=dataset, ylabel="heart rate (bpm)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
