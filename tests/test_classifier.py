@@ -7,15 +7,23 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, precision_score, roc_auc_score
 
+from synthecg.classifier.classical_augmentation import ClassicalAugmentation, augment_records, classical_indices
 from synthecg.classifier.experiments import (
     augmentation_indices,
+    balance_indices,
     load_classifier,
     nested_fraction_indices,
     run_experiment,
 )
 from synthecg.classifier.resnet1d import ClassifierConfig, SlidingWindows, build_classifier, make_classifier_config
 from synthecg.classifier.resnet1d_wang import ResNet1dWang
-from synthecg.classifier.training import fit, predict_probabilities, random_crops
+from synthecg.classifier.training import (
+    epoch_order,
+    fit,
+    inverse_frequency_weights,
+    predict_probabilities,
+    random_crops,
+)
 from synthecg.classifier.wang2017_resnet import Wang2017ResNet
 from synthecg.data.store import STANDARD_LEADS, DatasetWriter, RunningStats
 from synthecg.errors import PipelineError
@@ -272,3 +280,113 @@ def test_a_classifier_saved_before_the_architecture_setting_loads_as_wang2017(tm
                tmp_path / "model.pt")
     loaded = load_classifier(tmp_path / "model.pt")
     assert isinstance(loaded, Wang2017ResNet) and loaded.config.eval_windows(100) is None
+
+
+def test_scratch_and_finetune_at_a_fraction_train_on_the_identical_real_records(tmp_path, monkeypatch):
+    write_set(tmp_path / "real.h5", {"train": toy(10), "val": toy(3, 1), "test": toy(3, 2)})
+    write_set(tmp_path / "syn.h5", {"synthetic": toy(6, 5)})
+    config = ClassifierConfig(filters=(4, 8, 8), batch_size=8, max_epochs=1, patience=1, **WHOLE_RECORDS)
+    run_experiment("synthetic", tmp_path / "real.h5", tmp_path / "s.json", config=config, seed=0,
+                   synthetic_h5=[tmp_path / "syn.h5"], out_model=tmp_path / "pre.pt")
+    seen = {}
+
+    def spy(model, x, y, *args, keep_initial, **kwargs):
+        seen[len(seen)] = (x.copy(), y.copy(), keep_initial, kwargs["learning_rate"])
+        return type("R", (), {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None, "stopped_by": "spy",
+                              "wall_time_s": 0.0, "history": []})()
+
+    monkeypatch.setattr("synthecg.classifier.experiments.fit", spy)
+    for experiment in ("finetune", "scratch"):
+        run_experiment(experiment, tmp_path / "real.h5", tmp_path / f"{experiment}.json", config=config, seed=4,
+                       fraction=0.3, pretrained=tmp_path / "pre.pt")
+    (finetune_x, finetune_y, finetune_keeps, finetune_lr), (scratch_x, scratch_y, scratch_keeps, scratch_lr) = seen.values()
+    np.testing.assert_array_equal(finetune_x, scratch_x)
+    np.testing.assert_array_equal(finetune_y, scratch_y)
+    assert finetune_keeps and not scratch_keeps  # only a pretrained model has an epoch 0 worth keeping
+    assert (finetune_lr, scratch_lr) == (config.finetune_learning_rate, config.learning_rate)
+    untrained = run_experiment("scratch", tmp_path / "real.h5", tmp_path / "zero.json", config=config, seed=4,
+                               fraction=0)
+    assert untrained["epochs"] == 0 and "randomly initialised" in untrained["stopped_by"]
+
+
+def test_fine_tuning_keeps_the_pretrained_weights_when_no_epoch_beats_them():
+    x, y = toy()
+    model = build_classifier(TINY, 12, 3)
+    fit(model, x, y, *toy(8, seed=1), TINY, learning_rate=TINY.learning_rate, seed=0, device=torch.device("cpu"), fs=None)
+    pretrained = {k: v.clone() for k, v in model.state_dict().items()}
+    # Fine-tuning on shuffled labels can only make a good model worse on validation.
+    shuffled = np.random.default_rng(0).permutation(y)
+    config = ClassifierConfig(filters=(8, 16, 16), batch_size=16, max_epochs=3, patience=3, **WHOLE_RECORDS)
+    result = fit(model, x, shuffled, *toy(8, seed=1), config, learning_rate=1e-2, seed=0,
+                 device=torch.device("cpu"), fs=None, keep_initial=True)
+    assert result.best_epoch == 0 and result.history[0]["epoch"] == 0
+    for key, value in pretrained.items():
+        torch.testing.assert_close(model.state_dict()[key], value)
+
+
+def test_class_weights_and_balanced_batches_give_each_class_the_same_share():
+    y = np.array([0] * 70 + [1] * 20 + [2] * 10)
+    weights = inverse_frequency_weights(y, 4)
+    assert weights[3] == 0  # a class without training records
+    totals = [weights[c] * (y == c).sum() for c in range(3)]
+    np.testing.assert_allclose(totals, [len(y) / 3] * 3)
+    drawn = np.concatenate([epoch_order(y, 4, "sampler", np.random.default_rng(s)) for s in range(50)])
+    shares = np.bincount(y[drawn], minlength=3) / len(drawn)
+    np.testing.assert_allclose(shares, [1 / 3] * 3, atol=0.02)
+    plain = epoch_order(y, 4, "none", np.random.default_rng(0))
+    assert sorted(plain) == list(range(len(y)))
+
+
+def test_class_weighting_moves_the_learnt_prior_from_the_class_frequencies_to_uniform():
+    # Records that carry no information: all a network can learn is the prior. 60:3, like SR:SB.
+    x, y = np.zeros((63, 12, T), np.float32), np.array([0] * 60 + [1] * 3)
+    no_validation = np.zeros((0, 12, T), np.float32), np.zeros(0, int)
+    minority_probability = {}
+    for weighting in ("none", "loss", "sampler"):
+        config = ClassifierConfig(filters=(8, 16, 16), batch_size=16, max_epochs=10, patience=10, learning_rate=3e-3,
+                                  class_weighting=weighting, **WHOLE_RECORDS)
+        torch.manual_seed(0)
+        model = build_classifier(config, 12, 2)
+        fit(model, x, y, *no_validation, config, learning_rate=config.learning_rate, seed=0,
+            device=torch.device("cpu"), fs=None)
+        minority_probability[weighting] = predict_probabilities(model, x[:1], torch.device("cpu"), windows=None)[0, 1]
+    assert minority_probability["none"] < 0.1, minority_probability  # the frequency, 3 / 63
+    assert minority_probability["loss"] > 0.3 and minority_probability["sampler"] > 0.3, minority_probability
+
+
+def test_unknown_class_weighting_fails_naming_the_key():
+    with pytest.raises(PipelineError, match="classifier.class_weighting"):
+        make_classifier_config({"class_weighting": "oversample"})
+
+
+def test_balance_tops_every_class_up_to_the_largest():
+    real_y = np.array([0] * 10 + [1] * 4 + [2] * 1)
+    synthetic_y = np.array([0] * 30 + [1] * 30 + [2] * 30)
+    taken = synthetic_y[balance_indices(real_y, synthetic_y, None, seed=0)]
+    assert np.bincount(taken, minlength=3).tolist() == [0, 6, 9]
+    taken = synthetic_y[balance_indices(real_y, synthetic_y, 12, seed=0)]
+    assert np.bincount(taken, minlength=3).tolist() == [2, 8, 11]
+
+
+def test_classical_augmentation_keeps_each_records_class_and_changes_its_signal():
+    x, y = toy(5)
+    index = classical_indices(y, 2.5, seed=0)
+    assert np.bincount(y[index]).tolist() == [12, 12, 12]  # round(2.5 x 5), every record at least twice
+    settings = ClassicalAugmentation(max_shift_seconds=0.1)
+    augmented = augment_records(x[index], fs=T, settings=settings, rng=np.random.default_rng(0))
+    assert augmented.shape == x[index].shape and augmented.dtype == np.float32
+    difference = augmented - x[index]
+    assert 0.05 < difference.std() < 1.0  # changed, but not beyond recognition
+    none = ClassicalAugmentation(jitter_std=0, scaling_std=0, max_shift_seconds=0, wander_amplitude=0)
+    np.testing.assert_allclose(augment_records(x, T, none, np.random.default_rng(0)), x, atol=1e-6)
+
+
+def test_the_real_run_reports_the_majority_class_floor(tmp_path):
+    x, y = toy(8)
+    write_set(tmp_path / "real.h5", {"train": (x[:14], y[:14]), "val": toy(3, 1), "test": toy(4, 2)})
+    config = ClassifierConfig(filters=(4, 8, 8), batch_size=8, max_epochs=1, patience=1, **WHOLE_RECORDS)
+    metrics = run_experiment("real", tmp_path / "real.h5", tmp_path / "r.json", config=config, seed=0)
+    floor = metrics["majority_class_baseline"]
+    assert floor["macro_auroc"] == 0.5 and floor["accuracy"] == pytest.approx(1 / 3)
+    shuffled = run_experiment("shuffled", tmp_path / "real.h5", tmp_path / "s.json", config=config, seed=0)
+    assert shuffled["train_records_per_class"] == metrics["train_records_per_class"]

@@ -1,4 +1,5 @@
-# Classifier experiments: real, augment, synthetic (the pretrained model) and finetune.
+# Classifier experiments: real, augment, synthetic (the pretrained model) and finetune, then their
+# controls (shuffled labels, classical augmentation, balance, scratch); synthecg/classifier/experiments.py.
 
 
 rule classifier_real:
@@ -88,6 +89,101 @@ rule classifier_finetune:
         gpu=CLASSIFIER_GPU,
     params:
         experiment="finetune",
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+# Controls: each comparison of the study gets its baseline.
+
+
+rule classifier_shuffled:
+    input:
+        real="results/data/{dataset}.h5",
+    output:
+        metrics="results/classifier/{dataset}/shuffled/none/all/seed{seed}/metrics.json",
+    log:
+        "results/logs/classifier/{dataset}/shuffled/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/shuffled/seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: EXPERIMENTS["threads"]
+    resources:
+        gpu=CLASSIFIER_GPU,
+    params:
+        experiment="shuffled",
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifier_classical:
+    input:
+        real="results/data/{dataset}.h5",
+    output:
+        metrics="results/classifier/{dataset}/augment/classical/r{ratio}/seed{seed}/metrics.json",
+    log:
+        "results/logs/classifier/{dataset}/augment/classical/r{ratio}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/augment/classical/r{ratio}/seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: EXPERIMENTS["threads"]
+    resources:
+        gpu=CLASSIFIER_GPU,
+    params:
+        experiment="classical",
+        generator="classical",
+        classical=EXPERIMENTS["classical_augmentation"],
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifier_balance:
+    input:
+        real="results/data/{dataset}.h5",
+        synthetic=synthetic_for,
+    output:
+        metrics="results/classifier/{dataset}/balance/{generator}/all/seed{seed}/metrics.json",
+    log:
+        "results/logs/classifier/{dataset}/balance/{generator}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/balance/{generator}/seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: EXPERIMENTS["threads"]
+    resources:
+        gpu=CLASSIFIER_GPU,
+    params:
+        experiment="balance",
+        balance_target=EXPERIMENTS["balance_target"],
+        classifier=config["classifier"],
+        device=EXPERIMENTS["device"],
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule classifier_scratch:
+    input:
+        real="results/data/{dataset}.h5",
+    output:
+        metrics="results/classifier/{dataset}/scratch/none/f{fraction}/seed{seed}/metrics.json",
+    log:
+        "results/logs/classifier/{dataset}/scratch/f{fraction}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/classifier/{dataset}/scratch/f{fraction}/seed{seed}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: EXPERIMENTS["threads"]
+    resources:
+        gpu=CLASSIFIER_GPU,
+    params:
+        experiment="scratch",
         classifier=config["classifier"],
         device=EXPERIMENTS["device"],
     script:

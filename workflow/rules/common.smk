@@ -92,17 +92,33 @@ def generator_checkpoint(wildcards):
 
 
 def classifier_files():
-    """metrics.json of every cell of the experiment grid."""
-    common = dict(dataset=DATASETS, seed=EXPERIMENTS["seeds"])
+    """metrics.json of every cell of the experiment grid: the arms of experiments.arms."""
+    arms = EXPERIMENTS["arms"]
+    ratios = [f"r{r}" for r in EXPERIMENTS["augment_ratios"]]
+    fractions = EXPERIMENTS["finetune_fractions"]
+    # (experiment in the path, generators, settings) per arm; a control of no generator is "none".
+    cells = {
+        "real": ("real", ["none"], ["all"]),
+        "shuffled": ("shuffled", ["none"], ["all"]),
+        "augment": ("augment", GENERATORS, ratios),
+        "classical": ("augment", ["classical"], ratios),
+        "balance": ("balance", GENERATORS, ["all"]),
+        "synthetic": ("synthetic", GENERATORS, ["all"]),
+        "finetune": ("finetune", GENERATORS, [f"f{f}" for f in fractions]),
+        # An untrained network needs no run: scratch starts at the first real record.
+        "scratch": ("scratch", ["none"], [f"f{f}" for f in fractions if f > 0]),
+    }
     run = "results/classifier/{dataset}/{experiment}/{generator}/{setting}/seed{seed}/metrics.json"
-    files = expand(run, experiment="real", generator="none", setting="all", **common)
-    for experiment, settings in [
-        ("augment", [f"r{r}" for r in EXPERIMENTS["augment_ratios"]]),
-        ("synthetic", ["all"]),
-        ("finetune", [f"f{f}" for f in EXPERIMENTS["finetune_fractions"]]),
-    ]:
+    files = []
+    for arm in arms:
+        experiment, generators, settings = cells[arm]
         files += expand(
-            run, experiment=experiment, generator=GENERATORS, setting=settings, **common
+            run,
+            dataset=DATASETS,
+            experiment=experiment,
+            generator=generators,
+            setting=settings,
+            seed=EXPERIMENTS["seeds"],
         )
     return files
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from synthecg.classifier.classical_augmentation import make_classical_augmentation
 from synthecg.classifier.experiments import run_experiment
 from synthecg.classifier.resnet1d import make_classifier_config
 from synthecg.logs import logged_job
@@ -23,8 +24,10 @@ with logged_job(snakemake.log[0]) as log:
         fraction=float(wildcards.fraction) if "fraction" in wildcards.keys() else None,
         pretrained=Path(inputs.pretrained) if "pretrained" in inputs.keys() else None,
         out_model=Path(outputs.model) if "model" in outputs.keys() else None,
+        classical=make_classical_augmentation(params.get("classical")),
+        balance_target=params.get("balance_target"),
         device=params.device,
-        extra={"generator": wildcards.get("generator", "none")},
+        extra={"generator": wildcards.get("generator", params.get("generator", "none"))},
     )
     log.info("macro-F1 %.3f, accuracy %.3f on %d test records", metrics.get("macro_f1", float("nan")),
              metrics.get("accuracy", float("nan")), metrics["n_test"])

@@ -1,10 +1,18 @@
-"""The study's four experiments: which records a classifier trains on, and scoring it.
+"""The study's experiments and their controls: which records a classifier trains on, and scoring it.
 
 - `real`: the real training split;
+- `shuffled`: the real training split with its labels permuted (seeded): the floor a classifier
+  must beat to have learnt anything;
 - `augment`: the real training split plus `ratio` x (real count) synthetic records per class;
+- `classical`: the same, with classically augmented real records instead of synthetic ones
+  (classical_augmentation.py): the cheap gain a generator has to beat;
+- `balance`: the real training split plus synthetic records that top every class up to the
+  majority class's count (or `balance_target`): a practitioner's use of a class-conditional generator;
 - `synthetic`: synthetic records only, tested on real (TSTR); its model is the pretrained one;
 - `finetune`: the `synthetic` model, fine-tuned on a stratified fraction of the real training
-  split; the fractions are nested (the 10 % subset holds the 5 % one) for a given seed.
+  split; the fractions are nested (the 10 % subset holds the 5 % one) for a given seed;
+- `scratch`: a randomly initialised model trained on exactly the records `finetune` gets at that
+  fraction and seed: transfer helps where `finetune` beats `scratch`.
 
 Every run validates on the real validation split (early stopping) and is scored on the same
 real test split. Synthetic records (stored in mV) are normalised with the real set's statistics.
@@ -20,6 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthecg.classifier.classical_augmentation import (
+    ClassicalAugmentation,
+    augment_records,
+    classical_indices,
+)
 from synthecg.classifier.resnet1d import ClassifierConfig, build_classifier, make_classifier_config
 from synthecg.classifier.training import fit, predict_probabilities
 from synthecg.data.store import load_split, metadata
@@ -29,7 +42,7 @@ from synthecg.generators.training import pick_device, save_atomically
 from synthecg.io import write_json_atomically
 
 log = logging.getLogger("synthecg")
-EXPERIMENTS = ("real", "augment", "synthetic", "finetune")
+EXPERIMENTS = ("real", "shuffled", "augment", "classical", "balance", "synthetic", "finetune", "scratch")
 
 
 def load_synthetic(paths: Sequence[Path], real_meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +79,15 @@ def augmentation_indices(real_y: np.ndarray, synthetic_y: np.ndarray, ratio: flo
     return per_class_take(synthetic_y, counts, seed)
 
 
+def balance_indices(real_y: np.ndarray, synthetic_y: np.ndarray, target: int | None, seed: int) -> np.ndarray:
+    """Synthetic records that bring each class of the real training split up to `target` records
+    (None: the largest class's count); classes already there get none."""
+    counts = np.bincount(real_y)
+    target = int(counts.max()) if target is None else int(target)
+    wanted = {int(c): max(0, target - int(counts[c])) for c in np.unique(real_y)}
+    return per_class_take(synthetic_y, wanted, seed)
+
+
 def nested_fraction_indices(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A stratified fraction of the records: per class, a prefix of one seeded order, so that a
     larger fraction always contains a smaller one. At least one record per class when f > 0."""
@@ -90,6 +112,8 @@ def run_experiment(
     fraction: float | None = None,
     pretrained: Path | None = None,
     out_model: Path | None = None,
+    classical: ClassicalAugmentation | None = None,
+    balance_target: int | None = None,
     device: str = "auto",
     extra: Mapping | None = None,
 ) -> dict:
@@ -102,35 +126,52 @@ def run_experiment(
     fs = float(meta["fs"])  # seconds of crops and windows -> samples
     torch.manual_seed(seed)
     model = build_classifier(config, train["x"].shape[1], len(classes))
-    learning_rate = config.learning_rate
+    learning_rate, keep_initial = config.learning_rate, False
     if experiment == "real":
         x, y = train["x"], train["y"]
+    elif experiment == "shuffled":
+        x, y = train["x"], np.random.default_rng(seed).permutation(train["y"])
     elif experiment == "augment":
         syn_x, syn_y = load_synthetic(synthetic_h5, meta)
         index = augmentation_indices(train["y"], syn_y, ratio, seed)
         x, y = np.concatenate([train["x"], syn_x[index]]), np.concatenate([train["y"], syn_y[index]])
+    elif experiment == "classical":
+        index = classical_indices(train["y"], ratio, seed)
+        extra_x = augment_records(train["x"][index], fs, classical or ClassicalAugmentation(), np.random.default_rng(seed))
+        x, y = np.concatenate([train["x"], extra_x]), np.concatenate([train["y"], train["y"][index]])
+    elif experiment == "balance":
+        syn_x, syn_y = load_synthetic(synthetic_h5, meta)
+        index = balance_indices(train["y"], syn_y, balance_target, seed)
+        x, y = np.concatenate([train["x"], syn_x[index]]), np.concatenate([train["y"], syn_y[index]])
     elif experiment == "synthetic":
         x, y = load_synthetic(synthetic_h5, meta)
-    else:  # finetune
-        saved = torch.load(pretrained, map_location="cpu", weights_only=False)
-        model.load_state_dict(saved["model"])
+    else:  # finetune, scratch: the same nested real subset
         index = nested_fraction_indices(train["y"], fraction, seed)
         x, y = train["x"][index], train["y"][index]
-        learning_rate = config.finetune_learning_rate
-    if len(y) == 0 and experiment != "finetune":
+        if experiment == "finetune":
+            saved = torch.load(pretrained, map_location="cpu", weights_only=False)
+            model.load_state_dict(saved["model"])
+            learning_rate, keep_initial = config.finetune_learning_rate, config.finetune_keep_pretrained
+    if len(y) == 0 and experiment not in ("finetune", "scratch"):
         raise PipelineError(f"{real_h5}: no training records for the {experiment} experiment")
     if len(y):
         result = fit(model, x, y, val["x"], val["y"], config, learning_rate=learning_rate, seed=seed,
-                     device=torch_device, fs=fs)
+                     device=torch_device, fs=fs, keep_initial=keep_initial)
         fit_summary = {"epochs": result.epochs, "best_epoch": result.best_epoch,
                        "best_val_macro_f1": result.best_val_macro_f1, "stopped_by": result.stopped_by,
                        "wall_time_s": round(result.wall_time_s, 3), "history": result.history}
-    else:  # fraction 0: the pretrained model as it is
+    else:  # fraction 0: the pretrained (finetune) or untrained (scratch) model as it is
         model.to(torch_device)
+        untouched = "pretrained" if experiment == "finetune" else "randomly initialised"
         fit_summary = {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None,
-                       "stopped_by": "fraction 0: pretrained model, not fine-tuned", "wall_time_s": 0.0, "history": []}
+                       "stopped_by": f"fraction 0: {untouched} model, not trained", "wall_time_s": 0.0, "history": []}
     probabilities = predict_probabilities(model, test["x"], torch_device, windows=config.eval_windows(fs))
     metrics = classification_metrics(test["y"], probabilities, classes)
+    if experiment == "real":  # the floor of predicting the training split's largest class for every record
+        majority = np.zeros_like(probabilities)
+        majority[:, np.bincount(train["y"], minlength=len(classes)).argmax()] = 1.0
+        floor = classification_metrics(test["y"], majority, classes)
+        metrics["majority_class_baseline"] = {key: floor[key] for key in ("macro_f1", "macro_auroc", "accuracy")}
     metrics.update(fit_summary)
     metrics.update({
         "experiment": experiment, "dataset": meta["dataset"], "seed": seed, "device": str(torch_device),

@@ -22,6 +22,7 @@ from synthecg.errors import PipelineError
 
 ARCHITECTURES = ("resnet1d_wang", "wang2017_resnet")
 AGGREGATES = ("max", "mean")
+CLASS_WEIGHTINGS = ("none", "loss", "sampler")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class ClassifierConfig:
     max_epochs: int = 50  # upper bound; early stopping usually ends sooner
     patience: int = 8  # epochs without a better validation macro-F1 before stopping
     finetune_learning_rate: float = 1e-4  # AdamW, when fine-tuning a pretrained model on real data
+    # Against class imbalance (SR outnumbers SB ~35:1 in PTB-XL): none (the benchmark's plain loss);
+    # loss: cross-entropy weighted by inverse class frequency; sampler: class-balanced batches.
+    class_weighting: str = "none"
+    # Fine-tuning scores the pretrained weights on validation first (epoch 0) and keeps them when no
+    # fine-tuning epoch beats them: a few real records must not make a good pretrained model worse.
+    finetune_keep_pretrained: bool = True
 
     def __post_init__(self):
         def fail(key, message):
@@ -63,6 +70,8 @@ class ClassifierConfig:
             fail("architecture", f"unknown architecture {self.architecture!r}; choose from {list(ARCHITECTURES)}")
         if self.eval_aggregate not in AGGREGATES:
             fail("eval_aggregate", f"{self.eval_aggregate!r} is neither of {list(AGGREGATES)}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            fail("class_weighting", f"{self.class_weighting!r} is none of {list(CLASS_WEIGHTINGS)}")
         if self.filters is not None and (not self.filters or min(self.filters) < 1):
             fail("filters", f"{self.filters} must be a non-empty list of positive channel counts")
         if self.kernels is not None:

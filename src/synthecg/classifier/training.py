@@ -7,6 +7,10 @@ The PTB-XL benchmark's protocol, when the config asks for it: each training step
 crop of each record (`train_crop_seconds`), and a record is predicted from sliding windows whose
 class probabilities are aggregated (`eval_window_seconds`, its stride, `eval_aggregate`), for
 validation and test alike. The records' sampling rate `fs` turns those seconds into samples.
+
+Class imbalance (`class_weighting`): `loss` weights each record's cross-entropy by the inverse
+frequency of its class in the training records; `sampler` draws each epoch's records with
+replacement so that every class fills the same share of the batches.
 """
 
 import copy
@@ -74,6 +78,25 @@ def predict_probabilities(model: nn.Module, x: np.ndarray, device: torch.device,
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, model.n_classes), np.float32)
 
 
+def inverse_frequency_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per class: len(y) / (classes present x its count), so each present class weighs as much in
+    total; 0 for a class without records (it cannot contribute to the loss anyway)."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights
+
+
+def epoch_order(y: np.ndarray, n_classes: int, weighting: str, rng: np.random.Generator) -> np.ndarray:
+    """The record indices of one epoch: a permutation, or (sampler) len(y) draws with replacement,
+    each record drawn with probability 1 / (classes present x its class's count)."""
+    if weighting != "sampler":
+        return rng.permutation(len(y))
+    per_record = inverse_frequency_weights(y, n_classes)[y]
+    return rng.choice(len(y), size=len(y), replace=True, p=per_record / per_record.sum())
+
+
 def macro_f1(model, x, y, device, windows: SlidingWindows | None) -> float:
     predictions = predict_probabilities(model, x, device, windows=windows).argmax(axis=1)
     return float(f1_score(y, predictions, labels=sorted(set(y.tolist())), average="macro", zero_division=0))
@@ -91,9 +114,12 @@ def fit(
     seed: int,
     device: torch.device,
     fs: float | None,
+    keep_initial: bool = False,
 ) -> FitResult:
     """Train in place; on return the model holds the weights of its best validation epoch.
-    `fs`: the records' sampling rate (Hz), for the crops and windows; None only for whole records."""
+    `fs`: the records' sampling rate (Hz), for the crops and windows; None only for whole records.
+    `keep_initial`: the weights before training count as epoch 0 and are kept when no epoch
+    scores higher on validation (fine-tuning a pretrained model)."""
     crop, windows = config.train_crop_samples(fs), config.eval_windows(fs)
     torch.manual_seed(seed)
     model.to(device)
@@ -101,12 +127,21 @@ def fit(
     order = np.random.default_rng(seed)
     x = torch.from_numpy(np.ascontiguousarray(train_x, dtype=np.float32))
     y = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
+    n_classes = model.n_classes
+    loss_weights = None
+    if config.class_weighting == "loss":
+        loss_weights = torch.tensor(inverse_frequency_weights(y.numpy(), n_classes), dtype=torch.float32, device=device)
     result = FitResult()
     best_state, best_score, waited = copy.deepcopy(model.state_dict()), -1.0, 0
     started = time.perf_counter()
+    if keep_initial and len(val_y):
+        best_score = macro_f1(model, val_x, val_y, device, windows)
+        result.best_val_macro_f1 = best_score
+        result.history.append({"epoch": 0, "train_loss": None, "val_macro_f1": best_score})
+        log.info("epoch 0 (initial weights): validation macro-F1 %.4f", best_score)
     for epoch in range(1, config.max_epochs + 1):
         model.train()
-        permutation = torch.from_numpy(order.permutation(len(x)))
+        permutation = torch.from_numpy(epoch_order(y.numpy(), n_classes, config.class_weighting, order))
         total = torch.zeros((), device=device)
         batches = 0
         for start in range(0, len(x), config.batch_size):
@@ -116,7 +151,7 @@ def fit(
             batch = x[index] if crop is None else random_crops(x[index], crop, order)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(batch.to(device, non_blocking=True))
-            loss = F.cross_entropy(logits.float(), y[index].to(device, non_blocking=True))
+            loss = F.cross_entropy(logits.float(), y[index].to(device, non_blocking=True), weight=loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
