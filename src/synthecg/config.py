@@ -26,11 +26,27 @@ def load_schema(path: str | Path) -> dict:
 
 
 def _fill_defaults(config: dict, schema: Mapping) -> None:
+    """Write the schema's defaults into `config` where a key is missing, object by object.
+
+    An object marked `x-fill-defaults: false` (the classifier's and each generator's settings) gets
+    its own default ({}) but none of its properties': those are the user's overrides of a config
+    dataclass, passed to rules as params, and the properties' defaults only describe the
+    dataclass's. Filling them in would change the params of every classifier and generator job.
+    """
     for key, sub in schema.get("properties", {}).items():
         if key not in config and "default" in sub:
             config[key] = copy.deepcopy(sub["default"])
-        if isinstance(config.get(key), dict) and sub.get("type") == "object":
+        if isinstance(config.get(key), dict) and sub.get("type") == "object" and sub.get("x-fill-defaults", True):
             _fill_defaults(config[key], sub)
+
+
+def _message(error) -> str:
+    """jsonschema's message, except that a misspelt key reads as the dataclasses' own check does."""
+    if error.validator == "additionalProperties" and error.validator_value is False:
+        known = error.schema.get("properties", {})
+        unknown = sorted(set(error.instance) - set(known))
+        return f"unknown settings {unknown}; known: {sorted(known)}"
+    return error.message
 
 
 def validate_config(config: dict, schema_path: str | Path) -> dict:
@@ -43,7 +59,7 @@ def validate_config(config: dict, schema_path: str | Path) -> dict:
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
         key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-        problems.append(f"config key {key}: {error.message}")
+        problems.append(f"config key {key}: {_message(error)}")
     url = config.get("physionet_url", "")
     if isinstance(url, str) and not url.startswith(("http://", "https://")) and not Path(url).is_dir():
         problems.append(
