@@ -390,3 +390,24 @@ def test_the_real_run_reports_the_majority_class_floor(tmp_path):
     assert floor["macro_auroc"] == 0.5 and floor["accuracy"] == pytest.approx(1 / 3)
     shuffled = run_experiment("shuffled", tmp_path / "real.h5", tmp_path / "s.json", config=config, seed=0)
     assert shuffled["train_records_per_class"] == metrics["train_records_per_class"]
+
+
+def test_a_merged_run_is_also_scored_on_each_sources_part_of_the_test_split(tmp_path):
+    x, y = toy(6, 2)
+    path = tmp_path / "merged.h5"
+    splits = {"train": toy(6), "val": toy(3, 1), "test": (x, y)}
+    stats = RunningStats()
+    with DatasetWriter(path, T, tuple(splits)) as writer:
+        for split, (records, labels) in splits.items():
+            for i, (record, label) in enumerate(zip(records, labels)):
+                writer.append(split, record, int(label), f"{split}{i}", f"p{i}", ("ptbxl", "chapman")[i % 2])
+                stats = stats.merge(RunningStats.of(record)) if split == "train" else stats
+        writer.finish({"classes": ["A", "B", "C"], "leads": list(STANDARD_LEADS), "fs": T, "seconds": 1, "units": "mV",
+                       "dataset": "merged", "norm_mean": stats.mean, "norm_std": stats.std, "norm_count": stats.count})
+    config = ClassifierConfig(filters=(4, 8, 8), batch_size=8, max_epochs=1, patience=1, **WHOLE_RECORDS)
+    metrics = run_experiment("real", path, tmp_path / "m.json", config=config, seed=0)
+    parts = metrics["by_source"]
+    assert set(parts) == {"ptbxl", "chapman"} and parts["ptbxl"]["n_test"] + parts["chapman"]["n_test"] == len(y)
+    single = tmp_path / "single.h5"
+    write_set(single, splits)
+    assert "by_source" not in run_experiment("real", single, tmp_path / "s.json", config=config, seed=0)

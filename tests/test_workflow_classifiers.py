@@ -30,10 +30,15 @@ def planned_jobs(workdir) -> dict[str, int]:
 
 
 def cells(seeds, ratios, fractions, generators=1, datasets=3):
-    return {"classifier_real": datasets * len(seeds),
-            "classifier_augment": datasets * len(seeds) * generators * len(ratios),
-            "classifier_synthetic": datasets * len(seeds) * generators,
-            "classifier_finetune": datasets * len(seeds) * generators * len(fractions)}
+    per_seed = datasets * len(seeds)
+    return {"classifier_real": per_seed,
+            "classifier_shuffled": per_seed,
+            "classifier_augment": per_seed * generators * len(ratios),
+            "classifier_classical": per_seed * len(ratios),
+            "classifier_balance": per_seed * generators,
+            "classifier_synthetic": per_seed * generators,
+            "classifier_finetune": per_seed * generators * len(fractions),
+            "classifier_scratch": per_seed * len([f for f in fractions if f > 0])}
 
 
 def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror, tmp_path):
@@ -47,6 +52,9 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
         for generator in ("diffwave",):
             assert {f"{dataset}/augment/{generator}/r{r}/seed0" for r in (0.5, 2)} <= names
             assert {f"{dataset}/finetune/{generator}/f{f}/seed0" for f in (0, 1.0)} <= names
+            assert f"{dataset}/balance/{generator}/all/seed0" in names
+        assert {f"{dataset}/augment/classical/r{r}/seed0" for r in (0.5, 2)} <= names
+        assert {f"{dataset}/shuffled/none/all/seed0", f"{dataset}/scratch/none/f1.0/seed0"} <= names
     metrics = json.loads((tmp_path / "results/classifier/merged/augment/diffwave/r2/seed0/metrics.json").read_text())
     for key in ("accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "macro_auroc",
                 "per_class_f1", "confusion_matrix", "epochs", "wall_time_s", "missing"):
@@ -94,4 +102,10 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     configure(tmp_path, mirror, experiments={**EXPERIMENTS, "seeds": [0, 1]})
     assert planned_jobs(tmp_path) == {**cells([1], [0.5, 2], [0, 1.0]), "classifiers": 1}
     configure(tmp_path, mirror, experiments={**EXPERIMENTS, "augment_ratios": [0.5, 2, 1]})
-    assert planned_jobs(tmp_path) == {"classifier_augment": 3, "classifiers": 1}
+    assert planned_jobs(tmp_path) == {"classifier_augment": 3, "classifier_classical": 3, "classifiers": 1}
+    configure(tmp_path, mirror, experiments={**EXPERIMENTS, "classical_augmentation": {"jitter_std": 0.05}})
+    assert planned_jobs(tmp_path) == {"classifier_classical": 6, "classifiers": 1}
+    configure(tmp_path, mirror, experiments={**EXPERIMENTS, "balance_target": 100})
+    assert planned_jobs(tmp_path) == {"classifier_balance": 3, "classifiers": 1}
+    configure(tmp_path, mirror, experiments={**EXPERIMENTS, "arms": ["real", "synthetic", "finetune"]})
+    assert planned_jobs(tmp_path) == {"classifiers": 1}  # fewer arms: nothing to run, nothing lost

@@ -15,7 +15,9 @@
   fraction and seed: transfer helps where `finetune` beats `scratch`.
 
 Every run validates on the real validation split (early stopping) and is scored on the same
-real test split. Synthetic records (stored in mV) are normalised with the real set's statistics.
+real test split; a run on the merged set is also scored on each source's part of it (`by_source`),
+which holds exactly the records of that source's own test split, so "merging helps" compares
+like with like. Synthetic records (stored in mV) are normalised with the real set's statistics.
 """
 
 import logging
@@ -167,6 +169,15 @@ def run_experiment(
                        "stopped_by": f"fraction 0: {untouched} model, not trained", "wall_time_s": 0.0, "history": []}
     probabilities = predict_probabilities(model, test["x"], torch_device, windows=config.eval_windows(fs))
     metrics = classification_metrics(test["y"], probabilities, classes)
+    sources = sorted(set(test["source"].tolist()))
+    if len(sources) > 1:  # merged: each source's part of the test split, to compare with the single-dataset runs
+        metrics["by_source"] = {}
+        for source in sources:
+            part = test["source"] == source
+            scores = classification_metrics(test["y"][part], probabilities[part], classes)
+            metrics["by_source"][source] = {key: scores[key] for key in
+                                            ("n_test", "macro_f1", "macro_auroc", "accuracy", "balanced_accuracy",
+                                             "per_class_f1", "missing")}
     if experiment == "real":  # the floor of predicting the training split's largest class for every record
         majority = np.zeros_like(probabilities)
         majority[:, np.bincount(train["y"], minlength=len(classes)).argmax()] = 1.0
