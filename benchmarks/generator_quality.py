@@ -6,9 +6,9 @@
     # the quality curve: one run per share of the configured steps
     .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --generators diffwave --budgets 0.25 0.5 1
     # models the pipeline trained, sampled and judged without training
-    .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --models results/generators/ptbxl
+    .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --models results/generators/ptbxl --replicate 0
     # TimeDiffusion: nearness to its seed records against quality, sampling only
-    .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --models results/generators/ptbxl \\
+    .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --models results/generators/ptbxl --replicate 0 \\
         --generators timediffusion --proximity 0.9 0.6 0.3
 
 Each generator is trained as the pipeline trains it (`synthecg.generators.jobs.fit_generator`,
@@ -140,7 +140,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, help="a config or preset merged over config.yaml (e.g. presets/cpu.yaml)")
     parser.add_argument("--generators", nargs="+", default=None, help="default: generators.names of the config")
     parser.add_argument("--budgets", nargs="+", type=float, default=[1.0], help="shares of the configured training steps")
-    parser.add_argument("--models", type=Path, help="a folder of trained models ({generator}/model.pt): sample, do not train")
+    parser.add_argument("--models", type=Path, help="a folder of trained models ({generator}/rep{replicate}/model.pt): sample, do not train")
+    parser.add_argument("--replicate", type=int, default=0, help="with --models: which replicate (default 0)")
     parser.add_argument("--proximity", nargs="+", type=float, help="TimeDiffusion's proximity values to sample at")
     parser.add_argument("--per-class", type=int, default=100, help="synthetic records per class")
     parser.add_argument("--threads", type=int, default=1)
@@ -166,7 +167,8 @@ def main() -> None:
         for name in names:
             for budget in args.budgets if not args.models else [1.0]:
                 if args.models:
-                    model_path, sidecar = args.models / name / "model.pt", json.loads((args.models / name / "model.json").read_text())
+                    folder = args.models / name / f"rep{args.replicate}"
+                    model_path, sidecar = folder / "model.pt", json.loads((folder / "model.json").read_text())
                 else:
                     model_path, sidecar = train_one(args.data, name, config, budget, Path(workdir), device.type)
                 model = load_generator(model_path, device)

@@ -46,16 +46,16 @@ def test_generators_are_trained_and_sampled_per_source_dataset(mirror, tmp_path)
         real = metadata(results / "data" / f"{source}.h5")
         train_counts = real["records_per_class"]["train"]
         for name in TINY_GENERATORS["names"]:
-            sidecar = json.loads((results / "generators" / source / name / "model.json").read_text())
-            assert (results / "generators" / source / name / "loss.png").stat().st_size > 0
-            synthetic = load_split(results / "synthetic" / source / f"{name}.h5", "synthetic")
-            meta = metadata(results / "synthetic" / source / f"{name}.h5")
+            sidecar = json.loads((results / "generators" / source / name / "rep0/model.json").read_text())
+            assert (results / "generators" / source / name / "rep0/loss.png").stat().st_size > 0
+            synthetic = load_split(results / "synthetic" / source / name / "rep0.h5", "synthetic")
+            meta = metadata(results / "synthetic" / source / name / "rep0.h5")
             assert meta["classes"] == real["classes"] and meta["fs"] == real["fs"] and meta["units"] == "mV"
             assert synthetic["x"].shape[1:] == (12, real["fs"] * real["seconds"])
             expected = {c: 3 if train_counts[c] >= 2 else 0 for c in real["classes"]}
             assert meta["records_per_class"]["synthetic"] == expected, (source, name)
             assert sidecar["skipped_classes"] == [c for c in real["classes"] if expected[c] == 0]
-    assert json.loads((results / "generators/chapman/diffwave/model.json").read_text())["skipped_classes"][0] == "SR"
+    assert json.loads((results / "generators/chapman/diffwave/rep0/model.json").read_text())["skipped_classes"][0] == "SR"
 
     # Only what a change touches is scheduled again.
     assert planned_rules(tmp_path) == set()
@@ -68,6 +68,13 @@ def test_generators_are_trained_and_sampled_per_source_dataset(mirror, tmp_path)
     dry_run = run_snakemake(tmp_path, "synthetic", "--dry-run").stdout
     assert "train_generator" in dry_run and "generator=diffwave" in dry_run
     assert "generator=timevqvae" not in dry_run and "preprocess_dataset" not in dry_run
+    # A second replicate: trained and sampled with the next seeds, nothing else redone.
+    write_config(tmp_path, physionet_url=str(mirror), max_records_per_class=6,
+                 generators={**TINY_GENERATORS, "replicates": 2},
+                 sampling={"per_class": 3, "ratio_to_real": 2.0, "batch_size": 2, "seed": 0})
+    dry_run = run_snakemake(tmp_path, "synthetic", "--dry-run").stdout
+    assert set(re.findall(r"^(\w+)\s+\d+$", dry_run, re.M)) == {"train_generator", "sample_synthetic", "synthetic", "total"}
+    assert set(re.findall(r"replicate=(\d+)", dry_run)) == {"1"}
 
 
 def test_a_killed_training_job_resumes_from_its_checkpoint(mirror, tmp_path):
@@ -77,7 +84,7 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(mirror, tmp_path):
     write_config(tmp_path, physionet_url=str(mirror), datasets=["ptbxl"], max_records_per_class=4,
                  generators=generators)
     run_snakemake(tmp_path, "preprocess")
-    checkpoint = tmp_path / "results/generators/ptbxl/diffwave/checkpoint.pt"
+    checkpoint = tmp_path / "results/generators/ptbxl/diffwave/rep0/checkpoint.pt"
     command = [str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
                "--configfile", str(tmp_path / "config.yaml"), "--cores", "1", "generators"]
     job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -87,7 +94,7 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(mirror, tmp_path):
     assert checkpoint.exists(), "training wrote no checkpoint"
     os.killpg(job.pid, signal.SIGKILL)  # as a cluster's out-of-time kill would
     job.wait()
-    assert not (tmp_path / "results/generators/ptbxl/diffwave/model.json").exists()
+    assert not (tmp_path / "results/generators/ptbxl/diffwave/rep0/model.json").exists()
 
     finished = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/data").rglob("*") if path.is_file()}
 
@@ -98,9 +105,9 @@ def test_a_killed_training_job_resumes_from_its_checkpoint(mirror, tmp_path):
     run_snakemake(tmp_path, "generators", "--rerun-incomplete")
     # What had finished before the kill was not recomputed.
     assert {path: path.stat().st_mtime_ns for path in finished} == finished
-    sidecar = json.loads((tmp_path / "results/generators/ptbxl/diffwave/model.json").read_text())
+    sidecar = json.loads((tmp_path / "results/generators/ptbxl/diffwave/rep0/model.json").read_text())
     assert sidecar["resumed_from"]["step"] >= 20
-    log = (tmp_path / "results/logs/generators/ptbxl/diffwave.log").read_text()
+    log = (tmp_path / "results/logs/generators/ptbxl/diffwave/rep0.log").read_text()
     assert "resuming from" in log and not checkpoint.exists()
     steps = [int(step) for step in re.findall(r"main step (\d+)/\d+ loss", log)]
     assert steps[0] == sidecar["resumed_from"]["step"] + 20 and steps[-1] == 1500

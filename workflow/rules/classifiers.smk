@@ -42,6 +42,7 @@ rule classifier_augment:
         gpu=CLASSIFIER_GPU,
     params:
         experiment="augment",
+        replicate=replicate_of,
         classifier=config["classifier"],
         device=EXPERIMENTS["device"],
     script:
@@ -66,6 +67,7 @@ rule classifier_synthetic:
         gpu=CLASSIFIER_GPU,
     params:
         experiment="synthetic",
+        replicate=replicate_of,
         classifier=config["classifier"],
         device=EXPERIMENTS["device"],
     script:
@@ -89,6 +91,7 @@ rule classifier_finetune:
         gpu=CLASSIFIER_GPU,
     params:
         experiment="finetune",
+        replicate=replicate_of,
         classifier=config["classifier"],
         device=EXPERIMENTS["device"],
     script:
@@ -161,6 +164,7 @@ rule classifier_balance:
         gpu=CLASSIFIER_GPU,
     params:
         experiment="balance",
+        replicate=replicate_of,
         balance_target=EXPERIMENTS["balance_target"],
         classifier=config["classifier"],
         device=EXPERIMENTS["device"],

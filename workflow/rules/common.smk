@@ -27,6 +27,11 @@ SOURCE_DATASETS = config["datasets"]
 DATASETS = SOURCE_DATASETS + (["merged"] if len(SOURCE_DATASETS) > 1 else [])
 PHYSIONET_CACHE = "results/physionet/files"
 GENERATORS = config["generators"]["names"]
+# Independently trained (and sampled) copies of each generator; classifier seed s uses replicate
+# s mod REPLICATES, so with as many replicates as seeds the spread over seeds covers the
+# generator's training and sampling as well as the classifier's. Quality, closeness and sample
+# plots judge replicate 0.
+REPLICATES = config["generators"]["replicates"]
 
 
 EXPERIMENTS = config["experiments"]
@@ -50,6 +55,7 @@ wildcard_constraints:
     ratio=r"[0-9.]+",
     fraction=r"[0-9.]+",
     seed=r"\d+",
+    replicate=r"\d+",
 
 
 def downloaded_files():
@@ -68,18 +74,30 @@ def merge_inputs(wildcards):
 
 def generator_files():
     return expand(
-        "results/generators/{source}/{generator}/model.pt",
+        "results/generators/{source}/{generator}/rep{replicate}/model.pt",
         source=SOURCE_DATASETS,
         generator=GENERATORS,
+        replicate=range(REPLICATES),
     )
 
 
 def synthetic_files():
     return expand(
-        "results/synthetic/{source}/{generator}.h5",
+        "results/synthetic/{source}/{generator}/rep{replicate}.h5",
         source=SOURCE_DATASETS,
         generator=GENERATORS,
+        replicate=range(REPLICATES),
     )
+
+
+def replicate_of(wildcards):
+    """The generator replicate a job's synthetic records come from: its classifier seed's, or 0."""
+    return int(wildcards.seed) % REPLICATES if "seed" in wildcards.keys() else 0
+
+
+def first_synthetic(wildcards):
+    """Replicate 0's synthetic records of a source: what quality reports and sample plots judge."""
+    return f"results/synthetic/{wildcards.source}/{wildcards.generator}/rep0.h5"
 
 
 def generator_settings(wildcards):
@@ -88,7 +106,7 @@ def generator_settings(wildcards):
 
 
 def generator_checkpoint(wildcards):
-    return f"results/generators/{wildcards.source}/{wildcards.generator}/checkpoint.pt"
+    return f"results/generators/{wildcards.source}/{wildcards.generator}/rep{wildcards.replicate}/checkpoint.pt"
 
 
 def classifier_files():
@@ -124,9 +142,14 @@ def classifier_files():
 
 
 def synthetic_for(wildcards):
-    """The synthetic sets a dataset's classifiers use: the merged set takes both sources'."""
+    """The synthetic sets a dataset's classifiers use (the replicate paired with their seed; 0 for
+    closeness reports and plots): the merged set takes both sources'."""
     sources = SOURCE_DATASETS if wildcards.dataset == "merged" else [wildcards.dataset]
-    return [f"results/synthetic/{s}/{wildcards.generator}.h5" for s in sources]
+    replicate = replicate_of(wildcards)
+    return [
+        f"results/synthetic/{s}/{wildcards.generator}/rep{replicate}.h5"
+        for s in sources
+    ]
 
 
 def fidelity_files():
@@ -223,7 +246,7 @@ def confusion_inputs(wildcards):
 
 def loss_curves():
     return expand(
-        "results/generators/{source}/{generator}/loss.csv",
+        "results/generators/{source}/{generator}/rep0/loss.csv",
         source=SOURCE_DATASETS,
         generator=GENERATORS,
     )

@@ -21,7 +21,7 @@ rule generator_quality:
     input:
         real="results/data/{source}.h5",
         real_rhythm="results/quality/{source}/real_rhythm.csv",
-        synthetic="results/synthetic/{source}/{generator}.h5",
+        synthetic=first_synthetic,
     output:
         json="results/quality/{source}/{generator}.json",
     log:

@@ -1,18 +1,19 @@
-# Generator stages: train each generator on each source dataset, then sample it.
+# Generator stages: train each generator on each source dataset, then sample it; once per replicate
+# (generators.replicates: independently seeded trainings, each with its own samples).
 
 
 rule train_generator:
     input:
         h5="results/data/{source}.h5",
     output:
-        model="results/generators/{source}/{generator}/model.pt",
-        sidecar="results/generators/{source}/{generator}/model.json",
-        curve_csv="results/generators/{source}/{generator}/loss.csv",
-        curve_png="results/generators/{source}/{generator}/loss.png",
+        model="results/generators/{source}/{generator}/rep{replicate}/model.pt",
+        sidecar="results/generators/{source}/{generator}/rep{replicate}/model.json",
+        curve_csv="results/generators/{source}/{generator}/rep{replicate}/loss.csv",
+        curve_png="results/generators/{source}/{generator}/rep{replicate}/loss.png",
     log:
-        "results/logs/generators/{source}/{generator}.log",
+        "results/logs/generators/{source}/{generator}/rep{replicate}.log",
     benchmark:
-        "results/benchmarks/generators/{source}/{generator}.tsv"
+        "results/benchmarks/generators/{source}/{generator}/rep{replicate}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["generators"]["resources"]["threads"]
@@ -23,7 +24,8 @@ rule train_generator:
     params:
         settings=generator_settings,
         checkpoint=generator_checkpoint,
-        seed=config["generators"]["training"]["seed"],
+        seed=lambda wildcards: config["generators"]["training"]["seed"]
+        + int(wildcards.replicate),
         class_balance=config["generators"]["training"]["class_balance"],
         leads=config["generators"]["leads"],
         checkpoint_every=config["generators"]["training"]["checkpoint_every"],
@@ -37,15 +39,15 @@ rule train_generator:
 
 rule sample_synthetic:
     input:
-        model="results/generators/{source}/{generator}/model.pt",
-        sidecar="results/generators/{source}/{generator}/model.json",
+        model="results/generators/{source}/{generator}/rep{replicate}/model.pt",
+        sidecar="results/generators/{source}/{generator}/rep{replicate}/model.json",
         h5="results/data/{source}.h5",
     output:
-        h5="results/synthetic/{source}/{generator}.h5",
+        h5="results/synthetic/{source}/{generator}/rep{replicate}.h5",
     log:
-        "results/logs/synthetic/{source}/{generator}.log",
+        "results/logs/synthetic/{source}/{generator}/rep{replicate}.log",
     benchmark:
-        "results/benchmarks/synthetic/{source}/{generator}.tsv"
+        "results/benchmarks/synthetic/{source}/{generator}/rep{replicate}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["generators"]["resources"]["threads"]
@@ -55,7 +57,7 @@ rule sample_synthetic:
         per_class=config["sampling"]["per_class"],
         ratio_to_real=config["sampling"]["ratio_to_real"],
         batch_size=config["sampling"]["batch_size"],
-        seed=config["sampling"]["seed"],
+        seed=lambda wildcards: config["sampling"]["seed"] + int(wildcards.replicate),
         device=config["generators"]["training"]["device"],
     script:
         "../scripts/sample_synthetic.py"

@@ -139,7 +139,7 @@ rule plot_fidelity:
 rule plot_samples:
     input:
         real="results/data/{source}.h5",
-        synthetic="results/synthetic/{source}/{generator}.h5",
+        synthetic=first_synthetic,
     output:
         png=report(
             "results/plots/samples/{source}/{generator}.png",

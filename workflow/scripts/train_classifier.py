@@ -27,7 +27,8 @@ with logged_job(snakemake.log[0]) as log:
         classical=make_classical_augmentation(params.get("classical")),
         balance_target=params.get("balance_target"),
         device=params.device,
-        extra={"generator": wildcards.get("generator", params.get("generator", "none"))},
+        extra={"generator": wildcards.get("generator", params.get("generator", "none")),
+               "generator_replicate": params.get("replicate")},
     )
     log.info("macro-F1 %.3f, accuracy %.3f on %d test records", metrics.get("macro_f1", float("nan")),
              metrics.get("accuracy", float("nan")), metrics["n_test"])
