@@ -111,11 +111,12 @@ def test_metrics_json_holds_intervals_per_class_recall_and_the_predictions():
     assert metrics["test_labels"] == y.tolist()
     assert np.allclose(metrics["test_probabilities"], probabilities, atol=1e-6)
     single = classification_metrics(np.array([1, 1]), np.eye(3)[[1, 0]], ["A", "B", "C"])
-    assert single["intervals"]["macro_auroc"] is None and "fewer than two" in single["missing"]["intervals.macro_auroc"]
-    assert single["per_class_recall"] == {"A": None, "B": 0.5, "C": None}
-    empty = classification_metrics(np.array([], int), np.zeros((0, 2)), ["A", "B"])
     assert single["intervals"]["macro_auroc"] is None
     assert "fewer than two" in single["missing"]["intervals.macro_auroc"]
+    assert single["per_class_recall"] == {"A": None, "B": 0.5, "C": None}
+    empty = classification_metrics(np.array([], int), np.zeros((0, 2)), ["A", "B"])
+    assert empty["intervals"]["macro_f1"] is None
+    assert empty["missing"]["intervals.macro_f1"] == "the test split is empty"
     assert "intervals" not in classification_metrics(y, probabilities, ["A", "B"], intervals=False)
 
 
