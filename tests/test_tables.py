@@ -124,9 +124,10 @@ def test_fidelity_summary_over_seeds_and_signal_measures(tmp_path):
 
 
 def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path):
-    out = {"runs": tmp_path / "t/runs.csv"} | {f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
-                                               for n in ("quality", "augmentation", "transfer", "fidelity")
-                                               for kind in ("csv", "md")}
+    out = {"runs": tmp_path / "t/runs.csv", "cells": tmp_path / "t/cells.csv"} | {
+        f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
+        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons") for kind in ("csv", "md")
+    }
     write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out, [quality_report(tmp_path, "diffwave")])
     assert all(path.exists() for path in out.values())
     assert len(pd.read_csv(out["runs"])) == len(runs) * 4

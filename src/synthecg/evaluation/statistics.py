@@ -52,15 +52,18 @@ def weighted_macro_scores(y_true: np.ndarray, probabilities: np.ndarray, weights
     y_pred = probabilities.argmax(axis=1)
     truth = y_true[:, None] == present[None, :]
     called = y_pred[:, None] == present[None, :]
-    # One matrix product gives every resample's true positives, false positives and false negatives.
-    indicators = np.concatenate([truth & called, ~truth & called, truth & ~called], axis=1).astype(np.float32)
     f1, auroc = np.zeros(len(weights)), np.zeros(len(weights))
     for start in range(0, len(weights), _CHUNK):
-        w = weights[start:start + _CHUNK].astype(np.float32)
-        rows = slice(start, start + len(w))
-        tp, fp, fn = np.split((w @ indicators).astype(float), 3, axis=1)
-        denominator = 2 * tp + fp + fn
-        f1[rows] = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0).mean(axis=1)
+        # Records along the first axis: sums over records add whole rows. (Plain sums rather than a
+        # matrix product: a multithreaded BLAS can crawl on a busy machine.)
+        w = np.ascontiguousarray(weights[start:start + _CHUNK].T, np.float32)
+        rows = slice(start, start + w.shape[1])
+        for k in range(len(present)):
+            tp = w[truth[:, k] & called[:, k]].sum(axis=0, dtype=float)
+            fp = w[~truth[:, k] & called[:, k]].sum(axis=0, dtype=float)
+            fn = w[truth[:, k] & ~called[:, k]].sum(axis=0, dtype=float)
+            denominator = 2 * tp + fp + fn
+            f1[rows] += np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0) / len(present)
         if len(present) > 1:
             auroc[rows] = np.mean([_weighted_auroc(truth[:, k], probabilities[:, c], w)
                                    for k, c in enumerate(present)], axis=0)
@@ -69,21 +72,24 @@ def weighted_macro_scores(y_true: np.ndarray, probabilities: np.ndarray, weights
 
 
 def _weighted_auroc(positive: np.ndarray, score: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUROC per weight row: share of (positive, negative) pairs ranked right, ties half."""
-    order = np.argsort(score, kind="stable")
-    ranked, positive, w = score[order], positive[order], w[:, order]
-    new_value = np.r_[True, ranked[1:] != ranked[:-1]]
-    tie = np.cumsum(new_value) - 1  # which run of equal scores each position is in
-    starts = np.flatnonzero(new_value)
-    ends = np.r_[starts[1:], len(ranked)]  # one past each run's last position
-    negatives = np.zeros((len(w), len(ranked) + 1), np.float32)  # [:, k]: negative weight before position k
-    np.cumsum(w * ~positive, axis=1, out=negatives[:, 1:])
-    hits = np.flatnonzero(positive)
-    below, below_or_tied = negatives[:, starts[tie[hits]]], negatives[:, ends[tie[hits]]]
-    # A positive wins against the negatives scored lower and half-wins against those with its score.
-    between = below.astype(float) + below_or_tied
-    pairs = w[:, hits].sum(axis=1, dtype=float) * negatives[:, -1]
-    return np.divide((w[:, hits] * between).sum(axis=1) / 2, pairs, out=np.full(len(w), np.nan), where=pairs > 0)
+    """Mann-Whitney AUROC per column of w [records, resamples]: the share of (positive, negative)
+    pairs ranked right, ties counting half.
+
+    Running sums over records are the slow step, so they run over the smaller side only (the
+    class itself, or the rest): each record of the larger side looks up the smaller side's weight
+    scored below it and tied with it."""
+    small = positive if positive.sum() <= (~positive).sum() else ~positive
+    order = np.argsort(score[small], kind="stable")
+    small_scores = score[small][order]
+    below = np.zeros((len(order) + 1, w.shape[1]), np.float32)  # [k]: weight of the k lowest-scored
+    np.cumsum(w[small][order], axis=0, out=below[1:])
+    others = score[~small]
+    strictly, or_tied = np.searchsorted(small_scores, others, "left"), np.searchsorted(small_scores, others, "right")
+    # Pairs where the larger side's record is scored above, ties counting half.
+    above = (w[~small] * (below[strictly].astype(float) + below[or_tied]) / 2).sum(axis=0)
+    pairs = w[~small].sum(axis=0, dtype=float) * below[-1]
+    share = np.divide(above, pairs, out=np.full(w.shape[1], np.nan), where=pairs > 0)
+    return share if small is not positive else 1 - share  # above a positive: a pair ranked wrong
 
 
 def percentile_interval(resampled: np.ndarray, confidence: float = CONFIDENCE) -> list[float] | None:
