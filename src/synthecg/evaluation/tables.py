@@ -98,7 +98,8 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
             except ValueError:
                 raise PipelineError(f"{path}: its test records differ from those of the dataset's other runs; "
                                     "rerun the runs scored on an older split") from None
-    runs = pd.DataFrame(rows, columns=["dataset", "experiment", "generator", "setting", "seed", "run", "metric", "value"])
+    runs = pd.DataFrame(rows, columns=["dataset", "experiment", "generator", "setting", "seed", "run", "metric",
+                                       "value"])
     runs["seed"] = runs["seed"].astype(int)
     # The setting's number (augmentation ratio or fine-tuning fraction) as a column of its own.
     runs["level"] = pd.to_numeric(runs["setting"].str.lstrip("rf"), errors="coerce")
@@ -295,7 +296,8 @@ def to_markdown(summary: pd.DataFrame, rows: list[str], columns: list[str], digi
     with `detail`, each cell adds its interval and n (format_cell). `note` goes under the table."""
     if detail:
         low, high = (summary.get(bound, pd.Series(np.nan, summary.index)) for bound in ("low", "high"))
-        text = [format_cell(*cell, digits=digits) for cell in zip(summary["mean"], summary["std"], summary["n"], low, high)]
+        cells = zip(summary["mean"], summary["std"], summary["n"], low, high)
+        text = [format_cell(*cell, digits=digits) for cell in cells]
     else:
         text = [format_mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])]
     table = _pivot(summary.assign(cell=text), rows, columns, ["cell"])
