@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from synthecg.errors import PipelineError
+from synthecg.evaluation import plots
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.evaluation.tables import (
     CLASSICAL,
@@ -273,3 +274,18 @@ def test_per_class_table_has_f1_and_recall_per_class(controls):
     markdown = per_class_markdown(table)
     assert markdown.startswith("| dataset | experiment | generator | setting | SR f1 | SR recall |")
     assert per_class_markdown(per_class_summary(read_runs([]).per_class)).startswith("no classifier run")
+
+
+def test_the_plots_draw_the_tables_intervals_with_and_without_controls(controls, runs, tmp_path):
+    out = {"runs": tmp_path / "t/runs.csv", "cells": tmp_path / "t/cells.csv"} | {
+        f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
+        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons") for kind in ("csv", "md")
+    }
+    for name, paths in (("controls", controls), ("plain", runs)):
+        write_tables(paths, [fidelity_report(tmp_path, "diffwave", [1.0])], out)
+        cells, compared = pd.read_csv(out["cells"]), pd.read_csv(out["comparisons_csv"])
+        plots.transfer_curves(cells, tmp_path / f"{name}_transfer.png")
+        plots.augmentation_gains(compared, tmp_path / f"{name}_gain.png")
+        assert (tmp_path / f"{name}_transfer.png").stat().st_size > 0 and (tmp_path / f"{name}_gain.png").exists()
+    plots.augmentation_gains(compared.iloc[:0], tmp_path / "empty_gain.png")  # no runs: a note, not a crash
+    assert (tmp_path / "empty_gain.png").exists()

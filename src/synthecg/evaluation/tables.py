@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from synthecg.errors import PipelineError
-from synthecg.evaluation.statistics import MACRO_METRICS, SharedResamples, holm, paired_t_test, verdict
+from synthecg.evaluation.statistics import (
+    MACRO_METRICS,
+    N_RESAMPLES,
+    SharedResamples,
+    holm,
+    paired_t_test,
+    verdict,
+)
 from synthecg.io import write_csv_atomically, write_text_atomically
 
 CLASSIFIER_METRICS = ["macro_f1", "macro_auroc", "accuracy", "balanced_accuracy"]
@@ -40,7 +47,7 @@ FIDELITY_METRICS = [
 ]
 REAL_ONLY = "real only"
 SCRATCH = "scratch"  # random initialisation, trained on the fine-tuning runs' real subset
-CLASSICAL = "classical"  # the augment experiment's generator-free control (jitter, scaling, shift, wander)
+CLASSICAL = "classical"  # augment's generator-free control: jitter, scaling, shift, wander on real records
 COMPARISONS = ["augment vs real only", "augment vs classical", "balance vs real only", "finetune vs scratch",
                "generator vs generator (TSTR)"]
 REAL_RUN = ("real", "none", "all")
@@ -51,7 +58,7 @@ SEED_VARIANCE = (
     "every seed uses the same trained generator and synthetic set."
 )
 INTERVAL_NOTE = (
-    "[low, high]: 95 % stratified bootstrap interval over test records (percentile, 2000 resamples); "
+    f"[low, high]: 95 % stratified bootstrap interval over test records (percentile, {N_RESAMPLES} resamples); "
     "with n = 1 that run's, with n > 1 that of the seed mean, test records resampled jointly across seeds. "
     "It shows test-set sampling only, not seed-to-seed variation (± std)."
 )
