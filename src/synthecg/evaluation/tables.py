@@ -14,7 +14,7 @@ table tests paired differences over seeds (paired t-test, Holm-corrected per met
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ class ClassifierRuns:
 
     runs: pd.DataFrame  # one row per run and metric (collect_runs)
     per_class: pd.DataFrame  # one row per run, class and measure (F1, recall)
-    resamples: SharedResamples = field(default_factory=SharedResamples)
+    resamples: SharedResamples  # every run's resampled macro scores, for intervals of means and differences
 
 
 def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
@@ -90,7 +90,7 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
         if not match:
             raise PipelineError(f"{path}: not a classifier run (expected .../dataset/experiment/generator/setting/seedN/metrics.json)")
         keys = match.groupdict()
-        run = "/".join([*list(keys.values())[:4], f"seed{keys['seed']}"])
+        run = match.group(0).removesuffix("/metrics.json")  # e.g. ptbxl/real/none/all/seed0
         metrics = read_json(path)
         for metric in CLASSIFIER_METRICS:
             value = metrics.get(metric)
@@ -218,21 +218,24 @@ def comparison_grid(runs: pd.DataFrame) -> list[tuple[str, str, tuple, tuple]]:
     against real only and the classical control instead, which keeps the family small."""
     grid = []
     for dataset, part in runs.groupby("dataset", sort=False):
+        found = []
         cells = list(dict.fromkeys(part[["experiment", "generator", "setting"]].itertuples(index=False, name=None)))
         present = set(cells)
         for cell in cells:
             experiment, generator, setting = cell
             if experiment == "augment" and REAL_RUN in present:
-                grid.append((dataset, "augment vs real only", cell, REAL_RUN))
+                found.append(("augment vs real only", cell, REAL_RUN))
             if experiment == "augment" and generator != CLASSICAL and ("augment", CLASSICAL, setting) in present:
-                grid.append((dataset, "augment vs classical", cell, ("augment", CLASSICAL, setting)))
+                found.append(("augment vs classical", cell, ("augment", CLASSICAL, setting)))
             if experiment == "balance" and REAL_RUN in present:
-                grid.append((dataset, "balance vs real only", cell, REAL_RUN))
+                found.append(("balance vs real only", cell, REAL_RUN))
             if experiment == "finetune" and ("scratch", "none", setting) in present:
-                grid.append((dataset, "finetune vs scratch", cell, ("scratch", "none", setting)))
+                found.append(("finetune vs scratch", cell, ("scratch", "none", setting)))
         tstr = [cell for cell in cells if cell[0] == "synthetic"]
-        grid += [(dataset, "generator vs generator (TSTR)", a, b) for i, a in enumerate(tstr) for b in tstr[i + 1:]]
-    return sorted(grid, key=lambda row: COMPARISONS.index(row[1]))  # stable: datasets and cells keep their order
+        found += [("generator vs generator (TSTR)", a, b) for i, a in enumerate(tstr) for b in tstr[i + 1:]]
+        found.sort(key=lambda row: COMPARISONS.index(row[0]))  # stable: cells keep their order within a kind
+        grid += [(dataset, *row) for row in found]
+    return grid
 
 
 def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
