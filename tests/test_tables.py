@@ -2,18 +2,29 @@
 
 import json
 import math
+import zlib
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from synthecg.errors import PipelineError
+from synthecg.evaluation import plots
+from synthecg.evaluation.metrics import classification_metrics
 from synthecg.evaluation.tables import (
+    CLASSICAL,
     REAL_ONLY,
+    SCRATCH,
     augmentation_summary,
     collect_fidelity,
     collect_runs,
+    comparisons,
+    comparisons_markdown,
     fidelity_summary,
     format_mean_std,
+    per_class_markdown,
+    per_class_summary,
+    read_runs,
     to_markdown,
     transfer_summary,
     quality_table,
@@ -124,9 +135,10 @@ def test_fidelity_summary_over_seeds_and_signal_measures(tmp_path):
 
 
 def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path):
-    out = {"runs": tmp_path / "t/runs.csv"} | {f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
-                                               for n in ("quality", "augmentation", "transfer", "fidelity")
-                                               for kind in ("csv", "md")}
+    out = {"runs": tmp_path / "t/runs.csv", "cells": tmp_path / "t/cells.csv"} | {
+        f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
+        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons") for kind in ("csv", "md")
+    }
     write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out, [quality_report(tmp_path, "diffwave")])
     assert all(path.exists() for path in out.values())
     assert len(pd.read_csv(out["runs"])) == len(runs) * 4
@@ -157,3 +169,123 @@ def test_the_quality_table_has_a_row_per_class_and_says_which_fail(tmp_path):
     table = quality_table([quality_report(tmp_path, "diffwave")])
     assert table[["generator", "class", "passes"]].values.tolist() == [["diffwave", "GSVT", True], ["diffwave", "SB", False]]
     assert table.loc[1, "real_fits_class"] is None or pd.isna(table.loc[1, "real_fits_class"])
+
+
+def predicted_run(root, dataset, experiment, generator, setting, seed, skill, y):
+    """A run scored by classification_metrics on planted predictions: intervals and predictions stored."""
+    rng = np.random.default_rng(zlib.crc32(f"{experiment}/{generator}/{setting}/{seed}".encode()))
+    logits = rng.normal(size=(len(y), 3))
+    logits[np.arange(len(y)), y] += skill
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    path = root / "classifier" / dataset / experiment / generator / setting / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(classification_metrics(y, probabilities, ["SR", "AFIB", "SB"])))
+    return path
+
+
+@pytest.fixture
+def controls(tmp_path):
+    """Three seeds of every experiment and control, scored on one test split of 3 classes."""
+    y = np.repeat([0, 1, 2], [120, 40, 40])
+    cells = [("real", "none", "all", 2.0), ("augment", "diffwave", "r1", 2.5), ("augment", "classical", "r1", 2.2),
+             ("balance", "diffwave", "all", 2.1), ("synthetic", "diffwave", "all", 1.0),
+             ("synthetic", "timevqvae", "all", 0.8), ("finetune", "diffwave", "f0.1", 1.8),
+             ("scratch", "none", "f0.1", 1.2)]
+    return [predicted_run(tmp_path / "controls", "ptbxl", *cell[:3], seed, cell[3], y) for cell in cells
+            for seed in range(3)]
+
+
+def test_one_seed_cells_show_the_runs_own_interval_and_several_seeds_that_of_their_mean(controls):
+    classifier = read_runs(controls)
+    summary = augmentation_summary(classifier.runs, classifier.resamples)
+    stored = json.loads(controls[0].read_text())["intervals"]["macro_f1"]  # real, seed 0
+    one_seed = augmentation_summary(classifier.runs[classifier.runs.seed == 0], classifier.resamples)
+    real = cell(one_seed, generator=REAL_ONLY, metric="macro_f1")
+    assert real["n"] == 1 and [real["low"], real["high"]] == pytest.approx(stored, abs=1e-3)
+    for metric in ("macro_f1", "macro_auroc"):
+        three = cell(summary, generator=REAL_ONLY, metric=metric)
+        assert three["n"] == 3 and three["low"] < three["mean"] < three["high"]
+    assert summary[summary.metric == "accuracy"][["low", "high"]].isna().all().all()  # no interval computed
+    wide = widen(summary, ["generator", "ratio"], ["dataset", "metric"])
+    assert {"ptbxl/macro_f1/low", "ptbxl/macro_auroc/high"} <= set(wide.columns)
+    assert "ptbxl/accuracy/low" not in wide.columns
+
+
+def test_control_rows_appear_when_their_runs_exist(controls, runs):
+    classifier = read_runs(controls)
+    augmentation = augmentation_summary(classifier.runs, classifier.resamples)
+    assert list(dict.fromkeys(augmentation.generator)) == [REAL_ONLY, "diffwave", CLASSICAL, "diffwave (balance)"]
+    assert pd.isna(cell(augmentation, generator="diffwave (balance)", metric="macro_f1")["ratio"])
+    transfer = transfer_summary(classifier.runs, classifier.resamples)
+    assert list(dict.fromkeys(transfer.generator)) == ["diffwave", SCRATCH, REAL_ONLY]
+    assert cell(transfer, generator=SCRATCH, metric="macro_f1")["fraction"] == pytest.approx(0.1)
+    f1 = augmentation[augmentation.metric == "macro_f1"]
+    markdown = to_markdown(f1, ["generator", "ratio"], ["dataset", "metric"], detail=True, note="note")
+    assert "| diffwave (balance) | – |" in markdown and " n=3 |" in markdown and markdown.endswith("\nnote\n")
+    # Without controls (the fixture of hand-made runs): no control rows and no comparison against one.
+    plain = collect_runs(runs)
+    shown = set(transfer_summary(plain).generator) | set(augmentation_summary(plain).generator)
+    assert not {SCRATCH, CLASSICAL, "diffwave (balance)"} & shown
+    assert set(comparisons(plain).comparison) == {"augment vs real only"}
+
+
+def test_comparisons_pair_each_arm_with_its_baseline(controls):
+    classifier = read_runs(controls)
+    table = comparisons(classifier.runs, classifier.resamples)
+    f1 = table[table.metric == "macro_f1"]
+    assert list(f1[["comparison", "arm", "baseline"]].itertuples(index=False, name=None)) == [
+        ("augment vs real only", "diffwave r1", REAL_ONLY),
+        ("augment vs real only", "classical r1", REAL_ONLY),
+        ("augment vs classical", "diffwave r1", "classical r1"),
+        ("balance vs real only", "diffwave balance", REAL_ONLY),
+        ("finetune vs scratch", "diffwave f0.1", "scratch f0.1"),
+        ("generator vs generator (TSTR)", "diffwave synthetic only", "timevqvae synthetic only"),
+    ]
+    assert (table.n == 3).all() and (table.p_holm >= table.p).all()
+    assert (table.low <= table.mean_difference).all() and (table.mean_difference <= table.high).all()
+    # Holm runs within a metric: its family has 6 members here.
+    assert table.loc[table.p.idxmin(), "p_holm"] == pytest.approx(min(1, 6 * table.p.min()))
+
+
+def test_a_planted_gain_is_better_a_null_one_is_not_and_one_seed_is_not_tested(tmp_path):
+    noise = [0.004, -0.003, 0.001]
+    paths = [run(tmp_path, "ptbxl", "real", "none", "all", s, 0.70 + 0.03 * s) for s in range(3)]
+    paths += [run(tmp_path, "ptbxl", "augment", "diffwave", "r1", s, 0.75 + 0.03 * s + noise[s]) for s in range(3)]
+    paths += [run(tmp_path, "ptbxl", "augment", "timevqvae", "r1", s, 0.70 + 0.03 * s + noise[s]) for s in range(3)]
+    paths += [run(tmp_path, "chapman", "real", "none", "all", 0, 0.6),
+              run(tmp_path, "chapman", "augment", "diffwave", "r1", 0, 0.9)]
+    table = comparisons(collect_runs(paths)).set_index(["dataset", "metric", "arm"])
+    assert table.loc[("ptbxl", "macro_f1", "diffwave r1"), "verdict"] == "better"
+    assert table.loc[("ptbxl", "macro_f1", "timevqvae r1"), "verdict"] == "no supported difference"
+    one_seed = table.loc[("chapman", "macro_f1", "diffwave r1")]
+    assert one_seed["verdict"] == "n < 2: no test" and one_seed["n"] == 1 and pd.isna(one_seed["p_holm"])
+    assert "n < 2: no test" in comparisons_markdown(table.reset_index())
+
+
+def test_per_class_table_has_f1_and_recall_per_class(controls):
+    classifier = read_runs(controls)
+    table = per_class_summary(classifier.per_class)
+    row = table[(table.experiment == "real") & (table["class"] == "AFIB")].iloc[0]
+    recalls = [json.loads(p.read_text())["per_class_recall"]["AFIB"] for p in controls[:3]]
+    assert row["recall_mean"] == pytest.approx(np.mean(recalls)) and row["recall_n"] == 3
+    assert row["f1_std"] == pytest.approx(np.std([json.loads(p.read_text())["per_class_f1"]["AFIB"]
+                                                  for p in controls[:3]], ddof=1))
+    assert len(table) == 8 * 3  # every cell of the grid, each class
+    markdown = per_class_markdown(table)
+    assert markdown.startswith("| dataset | experiment | generator | setting | SR f1 | SR recall |")
+    assert per_class_markdown(per_class_summary(read_runs([]).per_class)).startswith("no classifier run")
+
+
+def test_the_plots_draw_the_tables_intervals_with_and_without_controls(controls, runs, tmp_path):
+    out = {"runs": tmp_path / "t/runs.csv", "cells": tmp_path / "t/cells.csv"} | {
+        f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
+        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons") for kind in ("csv", "md")
+    }
+    for name, paths in (("controls", controls), ("plain", runs)):
+        write_tables(paths, [fidelity_report(tmp_path, "diffwave", [1.0])], out)
+        cells, compared = pd.read_csv(out["cells"]), pd.read_csv(out["comparisons_csv"])
+        plots.transfer_curves(cells, tmp_path / f"{name}_transfer.png")
+        plots.augmentation_gains(compared, tmp_path / f"{name}_gain.png")
+        assert (tmp_path / f"{name}_transfer.png").stat().st_size > 0 and (tmp_path / f"{name}_gain.png").exists()
+    plots.augmentation_gains(compared.iloc[:0], tmp_path / "empty_gain.png")  # no runs: a note, not a crash
+    assert (tmp_path / "empty_gain.png").exists()

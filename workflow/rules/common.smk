@@ -192,7 +192,7 @@ def tstr_metrics(wildcards):
     )
 
 
-TABLES = ["quality", "augmentation", "transfer", "fidelity"]
+TABLES = ["quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons"]
 
 
 def table_files():

@@ -8,6 +8,7 @@ rule summarise_tables:
         quality=quality_files(),
     output:
         runs="results/tables/runs.csv",
+        cells="results/tables/cells.csv",
         quality_csv=report(
             "results/tables/quality.csv",
             caption="../report/quality_table.rst",
@@ -36,6 +37,20 @@ rule summarise_tables:
             labels={"table": "closeness"},
         ),
         fidelity_md="results/tables/fidelity.md",
+        per_class_csv=report(
+            "results/tables/per_class.csv",
+            caption="../report/per_class_table.rst",
+            category="5. Tables",
+            labels={"table": "per class"},
+        ),
+        per_class_md="results/tables/per_class.md",
+        comparisons_csv=report(
+            "results/tables/comparisons.csv",
+            caption="../report/comparisons_table.rst",
+            category="5. Tables",
+            labels={"table": "comparisons"},
+        ),
+        comparisons_md="results/tables/comparisons.md",
     log:
         "results/logs/tables.log",
     benchmark:
@@ -48,7 +63,7 @@ rule summarise_tables:
 
 rule plot_transfer:
     input:
-        runs="results/tables/runs.csv",
+        table="results/tables/cells.csv",
     output:
         png=report(
             "results/plots/transfer.png",
@@ -71,7 +86,7 @@ rule plot_transfer:
 
 rule plot_augmentation:
     input:
-        runs="results/tables/runs.csv",
+        table="results/tables/comparisons.csv",
     output:
         png=report(
             "results/plots/augmentation_gain.png",

@@ -1,4 +1,4 @@
-"""Rules plot_transfer and plot_augmentation: figures from the long table of classifier runs."""
+"""Rules plot_transfer and plot_augmentation: figures from the summary tables (cells, comparisons)."""
 
 from pathlib import Path
 
@@ -10,5 +10,5 @@ from synthecg.logs import logged_job
 FIGURES = {"plot_transfer": plots.transfer_curves, "plot_augmentation": plots.augmentation_gains}
 
 with logged_job(snakemake.log[0]):
-    runs = pd.read_csv(snakemake.input.runs)
-    FIGURES[snakemake.rule](runs, Path(snakemake.output.png), metric=snakemake.params.metric)
+    table = pd.read_csv(snakemake.input.table)
+    FIGURES[snakemake.rule](table, Path(snakemake.output.png), metric=snakemake.params.metric)

@@ -1,7 +1,7 @@
 """The study's figures (seaborn on matplotlib's file-only Agg backend). Each function writes one PNG.
 
-Inputs are the long run table (`results/tables/runs.csv`, see `tables.collect_runs`), closeness
-summaries, HDF5 sets or loss curves; nothing here trains or scores a model.
+Inputs are the summary tables (`results/tables/cells.csv`, `comparisons.csv`, see `tables`),
+closeness summaries, HDF5 sets or loss curves; nothing here trains or scores a model.
 """
 
 from collections.abc import Mapping, Sequence
@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from synthecg.data.store import STANDARD_LEADS, load_split, metadata
-from synthecg.evaluation.tables import FIDELITY_METRICS, REAL_ONLY, format_mean_std, read_json
+from synthecg.evaluation.tables import FIDELITY_METRICS, REAL_ONLY, SCRATCH, format_mean_std, read_json
 from synthecg.io import partial_path
 
 sns.set_theme(style="whitegrid", context="paper")
@@ -40,41 +40,81 @@ def _empty(path: Path, message: str) -> None:
     save(figure, path)
 
 
-def transfer_curves(runs: pd.DataFrame, path: Path, metric: str = METRIC) -> None:
-    """Test score against the fraction of real data used for fine-tuning; dashed: real data only."""
-    runs = runs[runs.metric == metric]
-    finetune = runs[runs.experiment == "finetune"].rename(columns={"level": "real fraction"})
-    if finetune.empty:
+def transfer_curves(cells: pd.DataFrame, path: Path, metric: str = METRIC) -> None:
+    """Test score against the fraction of real data used for fine-tuning, one line per generator and
+    one (dash-dotted) for the scratch control; bands: bootstrap intervals, whiskers: ± std over seeds;
+    dashed line and grey band: real data only. `cells`: the long summary table (`cells.csv`)."""
+    cells = cells[(cells.table == "transfer") & (cells.metric == metric)]
+    curves = cells[cells.generator != REAL_ONLY]
+    if curves.empty:
         return _empty(path, "no fine-tuning runs")
-    grid = sns.relplot(data=finetune, x="real fraction", y="value", hue="generator", col="dataset", kind="line",
-                       marker="o", errorbar="sd", height=3, aspect=1.1)
-    real = runs[runs.experiment == "real"].groupby("dataset")["value"].mean()
-    for dataset, axis in grid.axes_dict.items():
-        if dataset in real and np.isfinite(real[dataset]):
-            axis.axhline(real[dataset], color="black", linestyle="--", linewidth=1)
-            axis.annotate(REAL_ONLY, (0.01, real[dataset]), xycoords=("axes fraction", "data"), fontsize=7,
-                          va="bottom")
-    grid.set(ylim=(-0.02, 1.02))  # the scores are all between 0 and 1
-    grid.set_axis_labels("fraction of real training data", metric.replace("_", " "))
-    save(grid.figure, path)
+    datasets = list(dict.fromkeys(cells.dataset))
+    generators = [g for g in dict.fromkeys(curves.generator) if g != SCRATCH]
+    colours = dict(zip(generators, sns.color_palette(n_colors=max(len(generators), 1)))) | {SCRATCH: "dimgray"}
+    figure, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.2), squeeze=False, sharey=True)
+    for axis, dataset in zip(axes[0], datasets):
+        for generator, line in curves[curves.dataset == dataset].groupby("generator", sort=False):
+            line = line.sort_values("level")
+            colour = colours[generator]
+            axis.errorbar(line["level"], line["mean"], yerr=line["std"], color=colour, marker="o", markersize=4,
+                          capsize=2, linestyle="-." if generator == SCRATCH else "-", label=generator)
+            axis.fill_between(line["level"], line["low"], line["high"], color=colour, alpha=0.15, linewidth=0)
+        real = cells[(cells.dataset == dataset) & (cells.generator == REAL_ONLY)]
+        if len(real) and np.isfinite(real["mean"].iloc[0]):
+            mean, low, high = real[["mean", "low", "high"]].iloc[0]
+            axis.axhline(mean, color="black", linestyle="--", linewidth=1)
+            if np.isfinite(low):
+                axis.axhspan(low, high, color="black", alpha=0.07, linewidth=0)
+            axis.annotate(REAL_ONLY, (0.01, mean), xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
+        axis.set(title=dataset, xlabel="fraction of real training data", ylim=(-0.02, 1.02))  # scores lie in [0, 1]
+    axes[0, 0].set_ylabel(metric.replace("_", " "))
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for axis in axes[0, 1:]:  # a generator missing from the first panel still gets its legend entry
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            if label not in labels:
+                handles, labels = [*handles, handle], [*labels, label]
+    figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    save(figure, path)
 
 
-def augmentation_gains(runs: pd.DataFrame, path: Path, metric: str = METRIC) -> None:
-    """Augmented minus real-only score of the same dataset and seed, per ratio and generator."""
-    runs = runs[runs.metric == metric]
-    real = runs[runs.experiment == "real"].set_index(["dataset", "seed"])["value"]
-    augment = runs[runs.experiment == "augment"].copy()
-    augment["gain"] = augment["value"].to_numpy() - real.reindex(
-        pd.MultiIndex.from_frame(augment[["dataset", "seed"]])).to_numpy()
-    augment = augment.dropna(subset=["gain"]).rename(columns={"level": "synthetic : real ratio"})
-    if augment.empty:
+def augmentation_gains(comparisons: pd.DataFrame, path: Path, metric: str = METRIC) -> None:
+    """Augmented (or balanced) minus real-only score, averaged over seeds, per ratio and generator.
+
+    Whiskers: bootstrap interval of that mean difference over test records; a star marks a
+    difference the paired test over seeds supports after Holm's correction. `comparisons`: the
+    comparisons table (`comparisons.csv`)."""
+    gains = comparisons[comparisons.comparison.isin(["augment vs real only", "balance vs real only"])
+                        & (comparisons.metric == metric)].copy()
+    if gains.empty:
         return _empty(path, "no augmentation runs with a real-only reference")
-    grid = sns.catplot(data=augment, x="synthetic : real ratio", y="gain", hue="generator", col="dataset",
-                       kind="bar", errorbar="sd", height=3, aspect=1.1, sharey=False)
-    for axis in grid.axes.flat:
+    gains["setting"] = ["balance" if c.startswith("balance") else f"{level:g}"
+                        for c, level in zip(gains.comparison, gains.level)]
+    datasets = list(dict.fromkeys(gains.dataset))
+    generators = list(dict.fromkeys(gains.generator))
+    colours = dict(zip(generators, sns.color_palette(n_colors=len(generators))))
+    figure, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False)
+    width = 0.8 / len(generators)
+    for axis, dataset in zip(axes[0], datasets):
+        part = gains[gains.dataset == dataset]
+        ratios = sorted({s for s in part.setting if s != "balance"}, key=float)
+        settings = ratios + (["balance"] if (part.setting == "balance").any() else [])
+        for offset, generator in enumerate(generators):
+            bars = part[part.generator == generator].set_index("setting").reindex(settings)
+            x = np.arange(len(settings)) - 0.4 + width * (offset + 0.5)
+            error = np.array([bars["mean_difference"] - bars["low"], bars["high"] - bars["mean_difference"]])
+            axis.bar(x, bars["mean_difference"], width, color=colours[generator], label=generator)
+            axis.errorbar(x, bars["mean_difference"], yerr=np.nan_to_num(error), fmt="none", color="black",
+                          capsize=2, linewidth=0.8)
+            for xi, value, verdict in zip(x, bars["high"].fillna(bars["mean_difference"]), bars["verdict"]):
+                if verdict in ("better", "worse"):
+                    axis.annotate("*", (xi, value), ha="center", va="bottom", fontsize=10)
         axis.axhline(0, color="black", linewidth=0.8)
-    grid.set_axis_labels("synthetic : real ratio", f"{metric.replace('_', ' ')} gain over real only")
-    save(grid.figure, path)
+        axis.set_xticks(range(len(settings)), settings)
+        axis.set(title=dataset, xlabel="synthetic : real ratio")
+    axes[0, 0].set_ylabel(f"{metric.replace('_', ' ')} gain over real only")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    save(figure, path)
 
 
 def fidelity_heatmap(summary: pd.DataFrame, path: Path) -> None:

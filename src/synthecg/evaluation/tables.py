@@ -3,17 +3,32 @@
 Runs are read into one long table (one row per run and metric); the summaries group it and
 pivot datasets × metrics into columns. A metric a run reports as missing (e.g. AUROC with one
 class in the test split) is left out of its cell's mean, and `n` says how many seeds counted.
+
+Classifier cells also carry a 95 % bootstrap interval of macro-F1 and macro-AUROC, recomputed
+from the runs' stored test predictions on resamples shared by every run of a dataset
+(synthecg.evaluation.statistics): with one seed it is that run's interval, with several the
+interval of the seed mean, the test records resampled jointly across seeds. The comparisons
+table tests paired differences over seeds (paired t-test, Holm-corrected per metric).
 """
 
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from synthecg.errors import PipelineError
+from synthecg.evaluation.statistics import (
+    MACRO_METRICS,
+    N_RESAMPLES,
+    SharedResamples,
+    holm,
+    paired_t_test,
+    verdict,
+)
 from synthecg.io import write_csv_atomically, write_text_atomically
 
 CLASSIFIER_METRICS = ["macro_f1", "macro_auroc", "accuracy", "balanced_accuracy"]
@@ -31,6 +46,22 @@ FIDELITY_METRICS = [
     "heart_rate_wasserstein_bpm",
 ]
 REAL_ONLY = "real only"
+SCRATCH = "scratch"  # random initialisation, trained on the fine-tuning runs' real subset
+CLASSICAL = "classical"  # augment's generator-free control: jitter, scaling, shift, wander on real records
+COMPARISONS = ["augment vs real only", "augment vs classical", "balance vs real only", "finetune vs scratch",
+               "generator vs generator (TSTR)"]
+REAL_RUN = ("real", "none", "all")
+# What the seeds of a cell vary: stated under every classifier table; edit here when seeds vary more.
+SEED_VARIANCE = (
+    "n counts classifier seeds: a seed changes the classifier's initialisation, batch order and crops, "
+    "and which synthetic records (augmentation) or real subset (fine-tuning, scratch) it draws; "
+    "every seed uses the same trained generator and synthetic set."
+)
+INTERVAL_NOTE = (
+    f"[low, high]: 95 % stratified bootstrap interval over test records (percentile, {N_RESAMPLES} resamples); "
+    "with n = 1 that run's, with n > 1 that of the seed mean, test records resampled jointly across seeds. "
+    "It shows test-set sampling only, not seed-to-seed variation (± std)."
+)
 _RUN = re.compile(
     r"(?P<dataset>[^/]+)/(?P<experiment>[^/]+)/(?P<generator>[^/]+)/(?P<setting>[^/]+)/seed(?P<seed>\d+)/metrics\.json$"
 )
@@ -43,22 +74,50 @@ def read_json(path: Path) -> dict:
         raise PipelineError(f"{path}: cannot read the JSON report ({error})") from None
 
 
-def collect_runs(paths: Iterable[Path]) -> pd.DataFrame:
-    """Long table of classifier runs: dataset, experiment, generator, setting, seed, metric, value."""
-    rows = []
+@dataclass
+class ClassifierRuns:
+    """What the tables need of every classifier run, from one pass over the metrics.json files."""
+
+    runs: pd.DataFrame  # one row per run and metric (collect_runs)
+    per_class: pd.DataFrame  # one row per run, class and measure (F1, recall)
+    resamples: SharedResamples  # every run's resampled macro scores, for intervals of means and differences
+
+
+def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
+    rows, per_class, resamples = [], [], SharedResamples()
     for path in paths:
         match = _RUN.search(Path(path).as_posix())
         if not match:
             raise PipelineError(f"{path}: not a classifier run (expected .../dataset/experiment/generator/setting/seedN/metrics.json)")
+        keys = match.groupdict()
+        run = match.group(0).removesuffix("/metrics.json")  # e.g. ptbxl/real/none/all/seed0
         metrics = read_json(path)
         for metric in CLASSIFIER_METRICS:
             value = metrics.get(metric)
-            rows.append({**match.groupdict(), "metric": metric, "value": np.nan if value is None else float(value)})
-    runs = pd.DataFrame(rows, columns=["dataset", "experiment", "generator", "setting", "seed", "metric", "value"])
+            rows.append({**keys, "run": run, "metric": metric, "value": np.nan if value is None else float(value)})
+        for measure in ("f1", "recall"):
+            for name, value in (metrics.get(f"per_class_{measure}") or {}).items():
+                per_class.append({**keys, "class": name, "measure": measure,
+                                  "value": np.nan if value is None else float(value)})
+        if metrics.get("test_labels") is not None and metrics.get("test_probabilities") is not None:
+            try:
+                resamples.add(keys["dataset"], run, metrics["test_labels"], metrics["test_probabilities"])
+            except ValueError:
+                raise PipelineError(f"{path}: its test records differ from those of the dataset's other runs; "
+                                    "rerun the runs scored on an older split") from None
+    runs = pd.DataFrame(rows, columns=["dataset", "experiment", "generator", "setting", "seed", "run", "metric",
+                                       "value"])
     runs["seed"] = runs["seed"].astype(int)
     # The setting's number (augmentation ratio or fine-tuning fraction) as a column of its own.
     runs["level"] = pd.to_numeric(runs["setting"].str.lstrip("rf"), errors="coerce")
-    return runs
+    per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
+                                                 "measure", "value"])
+    return ClassifierRuns(runs, per_class, resamples)
+
+
+def collect_runs(paths: Iterable[Path]) -> pd.DataFrame:
+    """Long table of classifier runs: dataset, experiment, generator, setting, seed, run, metric, value, level."""
+    return read_runs(paths).runs
 
 
 def collect_fidelity(paths: Iterable[Path]) -> pd.DataFrame:
@@ -104,22 +163,108 @@ def mean_std(long: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return grouped.agg(mean="mean", std="std", n="count").reset_index()
 
 
-def augmentation_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Rows: real only, then each generator at each ratio; with dataset, metric, mean, std, n."""
+def summarise(long: pd.DataFrame, by: list[str], resamples: SharedResamples | None = None) -> pd.DataFrame:
+    """mean_std plus `low`, `high`: the bootstrap interval of each macro-F1 and macro-AUROC cell over
+    the runs that reported the metric; NaN where a run has no stored predictions. `by` holds `metric`."""
+    summary = mean_std(long, by).assign(low=np.nan, high=np.nan)
+    if resamples is None:
+        return summary
+    counted = long[long["value"].notna() & long["metric"].isin(MACRO_METRICS)]
+    members = counted.groupby(by, sort=False, dropna=False)["run"].agg(list).rename("runs").reset_index()
+    summary = summary.merge(members, on=by, how="left")  # null keys (a balance row's ratio) match each other
+    for row, (metric, runs) in enumerate(zip(summary["metric"], summary["runs"])):
+        interval = resamples.interval(metric, runs) if isinstance(runs, list) else None
+        if interval is not None:
+            summary.loc[row, ["low", "high"]] = interval
+    return summary.drop(columns="runs")
+
+
+def augmentation_summary(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
+    """Rows: real only, then each generator (and the classical control) at each ratio, then the
+    balance runs (ratio –: each class is topped up to the majority count); dataset, metric, mean, std, n."""
     real = runs[runs.experiment == "real"].assign(generator=REAL_ONLY, level=0.0)
     augment = runs[runs.experiment == "augment"]
-    return mean_std(pd.concat([real, augment]), ["generator", "level", "dataset", "metric"]).rename(
-        columns={"level": "ratio"}
-    )
+    balance = runs[runs.experiment == "balance"]
+    balance = balance.assign(generator=balance["generator"] + " (balance)", level=np.nan)
+    return summarise(pd.concat([real, augment, balance]), ["generator", "level", "dataset", "metric"],
+                     resamples).rename(columns={"level": "ratio"})
 
 
-def transfer_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Rows: each generator at each real fraction, with the real-only classifier as fraction 1 reference."""
+def transfer_summary(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
+    """Rows: each generator at each real fraction, the scratch control (no pretraining, same real
+    subset) at each fraction, and the real-only classifier as fraction 1 reference."""
     real = runs[runs.experiment == "real"].assign(generator=REAL_ONLY, level=1.0)
     finetune = runs[runs.experiment == "finetune"]
-    return mean_std(pd.concat([finetune, real]), ["generator", "level", "dataset", "metric"]).rename(
-        columns={"level": "fraction"}
-    )
+    scratch = runs[runs.experiment == "scratch"].assign(generator=SCRATCH)
+    return summarise(pd.concat([finetune, scratch, real]), ["generator", "level", "dataset", "metric"],
+                     resamples).rename(columns={"level": "fraction"})
+
+
+def _label(experiment: str, generator: str, setting: str) -> str:
+    """How a comparison names one cell of the grid."""
+    if (experiment, generator, setting) == REAL_RUN:
+        return REAL_ONLY
+    if experiment == "scratch":
+        return f"{SCRATCH} {setting}"
+    if experiment == "synthetic":
+        return f"{generator} synthetic only"
+    return f"{generator} {'balance' if experiment == 'balance' else setting}"
+
+
+def comparison_grid(runs: pd.DataFrame) -> list[tuple[str, str, tuple, tuple]]:
+    """(dataset, comparison, arm, baseline) for every comparison the runs allow; arm and baseline
+    are (experiment, generator, setting). Generators are compared with each other only without
+    real training data (TSTR), where no reference is shared; augmentation ranks each generator
+    against real only and the classical control instead, which keeps the family small."""
+    grid = []
+    for dataset, part in runs.groupby("dataset", sort=False):
+        found = []
+        cells = list(dict.fromkeys(part[["experiment", "generator", "setting"]].itertuples(index=False, name=None)))
+        present = set(cells)
+        for cell in cells:
+            experiment, generator, setting = cell
+            if experiment == "augment" and REAL_RUN in present:
+                found.append(("augment vs real only", cell, REAL_RUN))
+            if experiment == "augment" and generator != CLASSICAL and ("augment", CLASSICAL, setting) in present:
+                found.append(("augment vs classical", cell, ("augment", CLASSICAL, setting)))
+            if experiment == "balance" and REAL_RUN in present:
+                found.append(("balance vs real only", cell, REAL_RUN))
+            if experiment == "finetune" and ("scratch", "none", setting) in present:
+                found.append(("finetune vs scratch", cell, ("scratch", "none", setting)))
+        tstr = [cell for cell in cells if cell[0] == "synthetic"]
+        found += [("generator vs generator (TSTR)", a, b) for i, a in enumerate(tstr) for b in tstr[i + 1:]]
+        found.sort(key=lambda row: COMPARISONS.index(row[0]))  # stable: cells keep their order within a kind
+        grid += [(dataset, *row) for row in found]
+    return grid
+
+
+def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
+    """Arm minus baseline per comparison and macro metric, paired by seed: n pairs, mean and std of
+    the differences, the bootstrap interval of the mean difference (test records resampled jointly),
+    the paired t-test's p, Holm's adjusted p across every comparison of the metric, and a verdict."""
+    cells = runs.set_index(["dataset", "experiment", "generator", "setting", "metric", "seed"]).sort_index()
+    rows = []
+    for metric in MACRO_METRICS:
+        for dataset, comparison, arm, baseline in comparison_grid(runs):
+            pairs = pd.concat([cells.loc[(dataset, *side, metric), ["value", "run"]] for side in (arm, baseline)],
+                              axis=1, join="inner", keys=["arm", "baseline"]).dropna()
+            test = paired_t_test(pairs["arm", "value"], pairs["baseline", "value"])
+            interval = (resamples.difference_interval(metric, list(pairs["arm", "run"]), list(pairs["baseline", "run"]))
+                        if resamples is not None else None) or [np.nan, np.nan]
+            rows.append({"dataset": dataset, "metric": metric, "comparison": comparison, "arm": _label(*arm),
+                         "baseline": _label(*baseline), "generator": arm[1], "level": _level(arm[2]), **test,
+                         "low": interval[0], "high": interval[1]})
+    table = pd.DataFrame(rows, columns=["dataset", "metric", "comparison", "arm", "baseline", "generator", "level", "n",
+                                        "mean_difference", "std_difference", "low", "high", "p"])
+    table["p_holm"] = np.nan
+    for metric, family in table.groupby("metric").groups.items():
+        table.loc[family, "p_holm"] = holm(table.loc[family, "p"])
+    table["verdict"] = [verdict(d, n, p) for d, n, p in zip(table["mean_difference"], table["n"], table["p_holm"])]
+    return table
+
+
+def _level(setting: str) -> float:
+    return pd.to_numeric(setting.lstrip("rf"), errors="coerce")
 
 
 def fidelity_summary(fidelity: pd.DataFrame) -> pd.DataFrame:
@@ -134,26 +279,45 @@ def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
     return text if pd.isna(std) else f"{text} ± {std:.{digits}f}"
 
 
+def format_cell(mean: float, std: float, n: int, low: float = np.nan, high: float = np.nan, digits: int = 3) -> str:
+    """'0.812 ± 0.013 [0.790, 0.834] n=3': mean ± std, the interval where there is one, and the count."""
+    if pd.isna(mean):
+        return "–"
+    interval = "" if pd.isna(low) else f" [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{format_mean_std(mean, std, digits)}{interval} n={int(n)}"
+
+
 def widen(summary: pd.DataFrame, rows: list[str], columns: list[str]) -> pd.DataFrame:
-    """Pivot a summary so `columns` (e.g. dataset, metric) spread across as '<dataset>/<metric>/<mean|std|n>'."""
-    wide = _pivot(summary, rows, columns, ["mean", "std", "n"])
+    """Pivot a summary so `columns` (e.g. dataset, metric) spread across as '<dataset>/<metric>/<mean|std|n>',
+    followed by '/low' and '/high' where some cell has a bootstrap interval."""
+    values = ["mean", "std", "n", *(v for v in ("low", "high") if v in summary)]
+    wide = _pivot(summary, rows, columns, values)
     wide.columns = ["/".join(str(part) for part in column) for column in wide.columns]
     counts = [c for c in wide.columns if c.endswith("/n")]
     wide[counts] = wide[counts].fillna(0).astype(int)
+    bounds = [c for c in wide.columns if c.endswith(("/low", "/high"))]
+    wide = wide.drop(columns=[c for c in bounds if wide[c].isna().all()])  # e.g. accuracy: no interval computed
     return wide.reset_index()
 
 
-def to_markdown(summary: pd.DataFrame, rows: list[str], columns: list[str], digits: int = 3) -> str:
-    """A GitHub Markdown table: `rows` on the left, one 'mean ± std' cell per combination of `columns`."""
-    cells = summary.assign(cell=[format_mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])])
-    table = _pivot(cells, rows, columns, ["cell"])
+def to_markdown(summary: pd.DataFrame, rows: list[str], columns: list[str], digits: int = 3,
+                detail: bool = False, note: str = "") -> str:
+    """A GitHub Markdown table: `rows` on the left, one 'mean ± std' cell per combination of `columns`;
+    with `detail`, each cell adds its interval and n (format_cell). `note` goes under the table."""
+    if detail:
+        low, high = (summary.get(bound, pd.Series(np.nan, summary.index)) for bound in ("low", "high"))
+        cells = zip(summary["mean"], summary["std"], summary["n"], low, high)
+        text = [format_cell(*cell, digits=digits) for cell in cells]
+    else:
+        text = [format_mean_std(m, s, digits) for m, s in zip(summary["mean"], summary["std"])]
+    table = _pivot(summary.assign(cell=text), rows, columns, ["cell"])
     header = [*rows, *(" ".join(str(part) for part in column[:-1]) for column in table.columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, values in table.iterrows():
         key = key if isinstance(key, tuple) else (key,)
         cells = [v if isinstance(v, str) else "–" for v in values]
         lines.append("| " + " | ".join([*map(_format_key, key), *cells]) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
 def _pivot(summary: pd.DataFrame, rows: list[str], columns: list[str], values: list[str]) -> pd.DataFrame:
@@ -167,7 +331,52 @@ def _pivot(summary: pd.DataFrame, rows: list[str], columns: list[str], values: l
 
 
 def _format_key(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return "–" if np.isnan(value) else f"{value:g}"
+    return str(value)
+
+
+def per_class_summary(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, experiment, generator, setting and class: F1 and recall as mean, std and n over seeds."""
+    by = ["dataset", "experiment", "generator", "setting", "class"]
+    summary = mean_std(per_class, [*by, "measure"])
+    wide = summary.pivot(index=by, columns="measure", values=["mean", "std", "n"])
+    wide.columns = [f"{measure}_{value}" for value, measure in wide.columns]
+    order = pd.MultiIndex.from_frame(summary[by].drop_duplicates())
+    columns = [f"{m}_{v}" for m in ("f1", "recall") for v in ("mean", "std", "n")]
+    wide = wide.reindex(index=order, columns=columns).reset_index()
+    wide[["f1_n", "recall_n"]] = wide[["f1_n", "recall_n"]].fillna(0).astype(int)
+    return wide
+
+
+def per_class_markdown(wide: pd.DataFrame, digits: int = 2) -> str:
+    """One row per dataset, experiment, generator and setting; per class, F1 and recall (mean ± std, n)."""
+    long = pd.concat([
+        wide.assign(measure=measure, mean=wide[f"{measure}_mean"], std=wide[f"{measure}_std"], n=wide[f"{measure}_n"])
+        for measure in ("f1", "recall")
+    ]).sort_index(kind="stable")
+    if long.empty:
+        return "no classifier run reports per-class scores\n"
+    return to_markdown(long, ["dataset", "experiment", "generator", "setting"], ["class", "measure"], digits,
+                       detail=True, note=SEED_VARIANCE)
+
+
+def comparisons_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    if table.empty:
+        return "no comparison: the runs hold no arm with its baseline\n"
+    shown = table.assign(
+        difference=[format_cell(m, s, n, lo, hi, digits) for m, s, n, lo, hi in
+                    zip(table["mean_difference"], table["std_difference"], table["n"], table["low"], table["high"])],
+        p=[_format_p(p) for p in table["p"]], p_holm=[_format_p(p) for p in table["p_holm"]],
+    )[["dataset", "metric", "comparison", "arm", "baseline", "difference", "p", "p_holm", "verdict"]]
+    note = ("difference: arm minus baseline, mean ± std over paired seeds [95 % bootstrap interval of the mean "
+            "difference over test records] n=pairs; p: paired t-test over seeds; p_holm: Holm-adjusted across "
+            "every comparison of the metric. Only a Holm-adjusted p < 0.05 counts as a difference. " + SEED_VARIANCE)
+    return plain_markdown(shown) + f"\n{note}\n"
+
+
+def _format_p(p: float) -> str:
+    return "–" if pd.isna(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
 
 
 def quality_table(reports: Iterable[Path]) -> pd.DataFrame:
@@ -212,23 +421,40 @@ def plain_markdown(table: pd.DataFrame, digits: int = 2) -> str:
 
 def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[Path], out: dict[str, Path],
                  quality_reports: Iterable[Path] = ()) -> dict:
-    """Every table, each as CSV (mean/std/n columns) and Markdown; `out` maps e.g. 'transfer_md' to a path.
+    """Every table, each as CSV (mean/std/n columns, low/high for intervals) and Markdown; `out` maps
+    e.g. 'transfer_md' to a path.
 
-    Also writes `runs` (the long table of every classifier run), which the plots read, and the
-    generator-quality table (one row per dataset, generator and class).
+    Also writes `runs` (the long table of every classifier run) and `cells` (the augmentation and
+    transfer cells in long form, with intervals), which the plots read, the generator-quality
+    table (one row per dataset, generator and class), the per-class table and the comparisons.
     """
     quality = quality_table(quality_reports)
     write_csv_atomically(quality, out["quality_csv"])
     write_text_atomically(plain_markdown(quality), out["quality_md"])
-    runs = collect_runs(classifier_metrics)
+    classifier = read_runs(classifier_metrics)
+    runs, resamples = classifier.runs, classifier.resamples
     write_csv_atomically(runs, out["runs"])
     tables = {
-        "augmentation": (augmentation_summary(runs), ["generator", "ratio"], ["dataset", "metric"]),
-        "transfer": (transfer_summary(runs), ["generator", "fraction"], ["dataset", "metric"]),
+        "augmentation": (augmentation_summary(runs, resamples), ["generator", "ratio"], ["dataset", "metric"]),
+        "transfer": (transfer_summary(runs, resamples), ["generator", "fraction"], ["dataset", "metric"]),
         "fidelity": (fidelity_summary(collect_fidelity(fidelity_reports)), ["dataset", "generator"], ["metric"]),
     }
     for name, (summary, rows, columns) in tables.items():
         write_csv_atomically(widen(summary, rows, columns), out[f"{name}_csv"])
-        shown = summary if name == "fidelity" else summary[summary.metric.isin(MARKDOWN_CLASSIFIER_METRICS)]
-        write_text_atomically(to_markdown(shown, rows, columns), out[f"{name}_md"])
-    return {"quality": quality} | {name: summary for name, (summary, _, _) in tables.items()}
+        if name == "fidelity":
+            write_text_atomically(to_markdown(summary, rows, columns), out[f"{name}_md"])
+        else:
+            shown = summary[summary.metric.isin(MARKDOWN_CLASSIFIER_METRICS)]
+            write_text_atomically(to_markdown(shown, rows, columns, detail=True,
+                                              note=f"{INTERVAL_NOTE} {SEED_VARIANCE}"), out[f"{name}_md"])
+    cells = pd.concat([tables[name][0].rename(columns={level: "level"}).assign(table=name)
+                       for name, level in (("augmentation", "ratio"), ("transfer", "fraction"))])
+    write_csv_atomically(cells, out["cells"])
+    per_class = per_class_summary(classifier.per_class)
+    write_csv_atomically(per_class, out["per_class_csv"])
+    write_text_atomically(per_class_markdown(per_class), out["per_class_md"])
+    compared = comparisons(runs, resamples)
+    write_csv_atomically(compared, out["comparisons_csv"])
+    write_text_atomically(comparisons_markdown(compared), out["comparisons_md"])
+    return ({"quality": quality} | {name: summary for name, (summary, _, _) in tables.items()}
+            | {"per_class": per_class, "comparisons": compared})
