@@ -52,11 +52,18 @@ COMPARISONS = ["augment vs real only", "augment vs classical", "balance vs real 
                "generator vs generator (TSTR)"]
 REAL_RUN = ("real", "none", "all")
 # What the seeds of a cell vary: stated under every classifier table; edit here when seeds vary more.
-SEED_VARIANCE = (
-    "n counts classifier seeds: a seed changes the classifier's initialisation, batch order and crops, "
-    "and which synthetic records (augmentation) or real subset (fine-tuning, scratch) it draws; "
-    "every seed uses the same trained generator and synthetic set."
-)
+def seed_variance(generator_replicates: int) -> str:
+    """What n counts, given how many generator replicates the runs used (generators.replicates)."""
+    shared = ("a seed changes the classifier's initialisation, batch order and crops, and which synthetic "
+              "records (augmentation) or real subset (fine-tuning, scratch) it draws")
+    if generator_replicates > 1:
+        return (f"n counts seeds: {shared}; seeds also pair with {generator_replicates} independently trained and "
+                "sampled generator replicates (seed s uses replicate s mod replicates), so the spread includes the "
+                "generators' own.")
+    return f"n counts classifier seeds: {shared}; every seed uses the same trained generator and synthetic set."
+
+
+SEED_VARIANCE = seed_variance(1)
 INTERVAL_NOTE = (
     f"[low, high]: 95 % stratified bootstrap interval over test records (percentile, {N_RESAMPLES} resamples); "
     "with n = 1 that run's, with n > 1 that of the seed mean, test records resampled jointly across seeds. "
@@ -81,10 +88,11 @@ class ClassifierRuns:
     runs: pd.DataFrame  # one row per run and metric (collect_runs)
     per_class: pd.DataFrame  # one row per run, class and measure (F1, recall)
     resamples: SharedResamples  # every run's resampled macro scores, for intervals of means and differences
+    generator_replicates: int = 1  # distinct generator replicates the runs drew synthetic records from
 
 
 def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
-    rows, per_class, resamples = [], [], SharedResamples()
+    rows, per_class, resamples, replicates = [], [], SharedResamples(), set()
     for path in paths:
         match = _RUN.search(Path(path).as_posix())
         if not match:
@@ -92,6 +100,8 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
         keys = match.groupdict()
         run = match.group(0).removesuffix("/metrics.json")  # e.g. ptbxl/real/none/all/seed0
         metrics = read_json(path)
+        if metrics.get("generator_replicate") is not None:
+            replicates.add(metrics["generator_replicate"])
         for metric in CLASSIFIER_METRICS:
             value = metrics.get(metric)
             rows.append({**keys, "run": run, "metric": metric, "value": np.nan if value is None else float(value)})
@@ -112,7 +122,7 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
     runs["level"] = pd.to_numeric(runs["setting"].str.lstrip("rf"), errors="coerce")
     per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
                                                  "measure", "value"])
-    return ClassifierRuns(runs, per_class, resamples)
+    return ClassifierRuns(runs, per_class, resamples, max(1, len(replicates)))
 
 
 def collect_runs(paths: Iterable[Path]) -> pd.DataFrame:
@@ -349,7 +359,7 @@ def per_class_summary(per_class: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def per_class_markdown(wide: pd.DataFrame, digits: int = 2) -> str:
+def per_class_markdown(wide: pd.DataFrame, digits: int = 2, note: str = SEED_VARIANCE) -> str:
     """One row per dataset, experiment, generator and setting; per class, F1 and recall (mean ± std, n)."""
     long = pd.concat([
         wide.assign(measure=measure, mean=wide[f"{measure}_mean"], std=wide[f"{measure}_std"], n=wide[f"{measure}_n"])
@@ -358,10 +368,10 @@ def per_class_markdown(wide: pd.DataFrame, digits: int = 2) -> str:
     if long.empty:
         return "no classifier run reports per-class scores\n"
     return to_markdown(long, ["dataset", "experiment", "generator", "setting"], ["class", "measure"], digits,
-                       detail=True, note=SEED_VARIANCE)
+                       detail=True, note=note)
 
 
-def comparisons_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+def comparisons_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE) -> str:
     if table.empty:
         return "no comparison: the runs hold no arm with its baseline\n"
     shown = table.assign(
@@ -371,7 +381,7 @@ def comparisons_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     )[["dataset", "metric", "comparison", "arm", "baseline", "difference", "p", "p_holm", "verdict"]]
     note = ("difference: arm minus baseline, mean ± std over paired seeds [95 % bootstrap interval of the mean "
             "difference over test records] n=pairs; p: paired t-test over seeds; p_holm: Holm-adjusted across "
-            "every comparison of the metric. Only a Holm-adjusted p < 0.05 counts as a difference. " + SEED_VARIANCE)
+            "every comparison of the metric. Only a Holm-adjusted p < 0.05 counts as a difference. " + seed_note)
     return plain_markdown(shown) + f"\n{note}\n"
 
 
@@ -433,6 +443,7 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
     write_text_atomically(plain_markdown(quality), out["quality_md"])
     classifier = read_runs(classifier_metrics)
     runs, resamples = classifier.runs, classifier.resamples
+    seed_note = seed_variance(classifier.generator_replicates)
     write_csv_atomically(runs, out["runs"])
     tables = {
         "augmentation": (augmentation_summary(runs, resamples), ["generator", "ratio"], ["dataset", "metric"]),
@@ -446,15 +457,15 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
         else:
             shown = summary[summary.metric.isin(MARKDOWN_CLASSIFIER_METRICS)]
             write_text_atomically(to_markdown(shown, rows, columns, detail=True,
-                                              note=f"{INTERVAL_NOTE} {SEED_VARIANCE}"), out[f"{name}_md"])
+                                              note=f"{INTERVAL_NOTE} {seed_note}"), out[f"{name}_md"])
     cells = pd.concat([tables[name][0].rename(columns={level: "level"}).assign(table=name)
                        for name, level in (("augmentation", "ratio"), ("transfer", "fraction"))])
     write_csv_atomically(cells, out["cells"])
     per_class = per_class_summary(classifier.per_class)
     write_csv_atomically(per_class, out["per_class_csv"])
-    write_text_atomically(per_class_markdown(per_class), out["per_class_md"])
+    write_text_atomically(per_class_markdown(per_class, note=seed_note), out["per_class_md"])
     compared = comparisons(runs, resamples)
     write_csv_atomically(compared, out["comparisons_csv"])
-    write_text_atomically(comparisons_markdown(compared), out["comparisons_md"])
+    write_text_atomically(comparisons_markdown(compared, seed_note=seed_note), out["comparisons_md"])
     return ({"quality": quality} | {name: summary for name, (summary, _, _) in tables.items()}
             | {"per_class": per_class, "comparisons": compared})
