@@ -338,12 +338,3 @@ class Mirror:
             "root": str(self.root.resolve()),
             "files": dict(sorted(self.status.items())),
         }
-
-    def manifest(self) -> dict:
-        return {
-            "dataset": self.source.name,
-            "title": self.source.title,
-            "source": self.location,
-            "root": str(self.root.resolve()),
-            "files": dict(sorted(self.status.items())),
-        }
