@@ -88,6 +88,22 @@ def test_at_500_hz_each_budget_is_met_where_the_data_exist(mirror, tmp_path):
 
 
 @pytest.mark.integration
+def test_snakemake_reruns_a_stopped_download_which_then_fetches_only_what_is_missing(mirror, serve, tmp_path):
+    clean, _, _ = download("ptbxl", mirror, tmp_path / "unused", 2)
+    victim = "/ptb-xl/1.0.3/" + selected_files(clean)[1]
+    server = serve(mirror, faults={"script": {victim: ["500"] * 3}})
+    write_config(tmp_path, physionet_url=server.url, datasets=["ptbxl"], max_records_per_class=2,
+                 download={**FAST_RETRIES, "retries": 2, "job_retries": 1})
+    result = run_snakemake(tmp_path, "download")
+    assert f"{server.url}{victim}: failed after 3 tries (HTTP 500" in result.stderr  # the first attempt's error
+    assert server.requests.count(victim) == 4  # 3 tries, then 1 in the job's second attempt
+    repeated = {path for path in server.requests if server.requests.count(path) > 1}
+    assert repeated == {victim}  # nothing else was fetched twice
+    catalogue = read_catalogue(tmp_path / "results/physionet/ptbxl/records.csv")
+    assert catalogue["record_id"][catalogue["selected"]].tolist() == clean["record_id"][clean["selected"]].tolist()
+
+
+@pytest.mark.integration
 def test_a_flaky_server_gives_the_dataset_of_a_clean_run_and_another_copy_reruns_nothing(mirror, serve, tmp_path):
     settings = dict(datasets=["ptbxl", "chapman"], max_records_per_class=4, download=FAST_RETRIES)
     clean, flaky = tmp_path / "clean", tmp_path / "flaky"
