@@ -73,11 +73,12 @@ class FaultInjectingHandler(RangeRequestHandler):
     seeded by (seed, path, try number), so the same run meets the same faults whatever the order
     of parallel requests; a path gets at most `max_faults` drawn faults, so a client that retries
     more often than that always gets its file. Faults: an HTTP status ("500", "404"), or a status
-    and the seconds of its Retry-After header ("503/0"); "reset" (the connection is closed before any answer); "truncate" (the full Content-Length,
-    half the body, then the connection closed); "stall" (the full Content-Length and three
-    quarters of the body, then nothing until `release` is set). After `max_requests` requests or `seconds`
-    seconds every answer is a 503 and `exhausted` is set, so a client that loops cannot hang a
-    test. `injected` counts the faults served by kind.
+    and the seconds of its Retry-After header ("503/0"); "reset" (the connection is closed before
+    any answer); "truncate" (the full Content-Length, half the body, then the connection closed);
+    "stall" (the full Content-Length and three quarters of the body, then nothing until `release`
+    is set). After `max_requests` requests or `seconds` seconds every answer is a 503 and
+    `exhausted` is set, so a client that loops cannot hang a test. `injected` counts the faults
+    served by kind.
     """
 
     script: dict = {}

@@ -118,18 +118,21 @@ def test_a_flaky_server_gives_the_dataset_of_a_clean_run_and_another_copy_reruns
     run_snakemake(flaky, "preprocess")
     assert not server.exhausted and set(server.injected) == set(rates), server.injected
 
+    def same(relpath):
+        return filecmp.cmp(clean / relpath, flaky / relpath, shallow=False)
+
     for name in ("ptbxl", "chapman", "merged"):  # same config hash, records, splits, bytes
-        assert filecmp.cmp(clean / f"results/data/{name}.h5", flaky / f"results/data/{name}.h5", shallow=False), name
+        assert same(f"results/data/{name}.h5"), name
     for source in ("ptbxl", "chapman"):
-        for output in ("records.csv", "manifest.json"):
-            assert filecmp.cmp(*(run / f"results/physionet/{source}/{output}" for run in (clean, flaky)), shallow=False)
+        assert same(f"results/physionet/{source}/records.csv") and same(f"results/physionet/{source}/manifest.json")
         catalogue = read_catalogue(flaky / f"results/physionet/{source}/records.csv")
         assert (catalogue["download_reason"] == "").all()
-        qc = [pd.read_csv(run / f"results/data/{source}/qc.csv", dtype=str)[["record_id", "reason"]] for run in (clean, flaky)]
-        pd.testing.assert_frame_equal(*qc)
+        qc = [pd.read_csv(run / f"results/data/{source}/qc.csv", dtype=str) for run in (clean, flaky)]
+        pd.testing.assert_frame_equal(*(table[["record_id", "reason"]] for table in qc))
 
     # Another copy of the release (here the local folder), fetched another way: nothing to redo.
-    write_config(flaky, physionet_url=str(mirror), **{**settings, "download": {**FAST_RETRIES, "workers": 2, "retries": 1}})
+    other_way = {**FAST_RETRIES, "workers": 2, "retries": 1}
+    write_config(flaky, physionet_url=str(mirror), **{**settings, "download": other_way})
     planned = run_snakemake(flaky, "preprocess", "--dry-run")
     assert "Nothing to be done" in planned.stdout + planned.stderr, planned.stdout
 

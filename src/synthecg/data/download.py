@@ -113,7 +113,8 @@ def stop_on_transient(dataset: str, mirror: Mirror | None, failures: Mapping[str
     if not stopped:
         return
     listed = "\n  ".join(str(error) for error in stopped[:LISTED_FAILURES])
-    more = f"\n  ... and {len(stopped) - LISTED_FAILURES} more (see the log)" if len(stopped) > LISTED_FAILURES else ""
+    unlisted = len(stopped) - LISTED_FAILURES
+    more = f"\n  ... and {unlisted} more (see the log)" if unlisted > 0 else ""
     kept = f" in {mirror.root}" if mirror is not None and mirror.remote else ""
     raise DownloadError(
         f"{dataset}: {len(stopped)} file(s) could not be fetched, for reasons that are not about the "
@@ -197,7 +198,9 @@ class ChapmanHeaders:
             batch = self.order[len(self.rows) : len(self.rows) + CHAPMAN_HEADER_BATCH]
             failures = self.mirror.fetch_many([path + ".hea" for path in batch], "chapman headers")
             stop_on_transient("chapman", self.mirror, failures)
-            self.rows += [_chapman_row(self.mirror, path, self.class_map, failures.get(path + ".hea")) for path in batch]
+            self.rows += [
+                _chapman_row(self.mirror, path, self.class_map, failures.get(path + ".hea")) for path in batch
+            ]
         return pd.DataFrame(self.rows, columns=CATALOGUE_COLUMNS)
 
     def _enough(self, budget: int | None, unavailable: Collection) -> bool:

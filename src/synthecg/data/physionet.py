@@ -274,7 +274,7 @@ class Mirror:
             try:
                 with self._session().get(url, headers=headers, stream=True, timeout=self.timeout) as response:
                     status = response.status_code
-                    if status == 416 and offset:  # nothing left to send: the part is whole (or too long: the checksum tells)
+                    if status == 416 and offset:  # nothing left to send: the part is whole (the checksum tells)
                         return
                     if status in (404, 410):
                         raise DownloadError(
@@ -292,10 +292,11 @@ class Mirror:
                             "check physionet_url",
                             reason=f"http_{status}",
                         )
-                    resumed = status == 206 and response.headers.get("Content-Range", "").startswith(f"bytes {offset}-")
+                    content_range = response.headers.get("Content-Range", "")
+                    resumed = status == 206 and content_range.startswith(f"bytes {offset}-")
                     if status == 206 and not resumed:  # a range we did not ask for: start again
                         partial.unlink(missing_ok=True)
-                        last_error = f"unexpected Content-Range {response.headers.get('Content-Range')!r}"
+                        last_error = f"unexpected Content-Range {content_range!r}"
                         continue
                     with open(partial, "ab" if resumed else "wb") as handle:
                         for block in response.iter_content(chunk_size=1 << 16):
