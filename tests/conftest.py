@@ -3,10 +3,14 @@
 import functools
 import http.server
 import os
+import random
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +41,9 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
             self.fail_first.discard(self.path)
             self.send_error(503, "try again")
             return None
+        return self.serve_file()
+
+    def serve_file(self):
         range_header = self.headers.get("Range", "")
         if range_header:
             self.ranges.append(range_header)
@@ -58,26 +65,120 @@ class RangeRequestHandler(http.server.SimpleHTTPRequestHandler):
         return handle
 
 
+class FaultInjectingHandler(RangeRequestHandler):
+    """A flaky server, reproducible and bounded.
+
+    `script` {path: [fault, ...]} answers the first requests of a path with those faults, in
+    order. With `rates` {fault: probability}, every other request draws a fault from a generator
+    seeded by (seed, path, try number), so the same run meets the same faults whatever the order
+    of parallel requests; a path gets at most `max_faults` drawn faults, so a client that retries
+    more often than that always gets its file. Faults: an HTTP status ("500", "404"), or a status
+    and the seconds of its Retry-After header ("503/0"); "reset" (the connection is closed before
+    any answer); "truncate" (the full Content-Length, half the body, then the connection closed);
+    "stall" (the full Content-Length and three quarters of the body, then nothing until `release`
+    is set). After `max_requests` requests or `seconds` seconds every answer is a 503 and
+    `exhausted` is set, so a client that loops cannot hang a test. `injected` counts the faults
+    served by kind.
+    """
+
+    script: dict = {}
+    rates: dict = {}
+    seed = 0
+    max_faults = 3
+    max_requests = 5000
+    seconds = 120.0
+
+    def send_head(self):
+        with self.lock:
+            self.requests.append(self.path)
+            tries = self.tries[self.path] = self.tries.get(self.path, 0) + 1
+            fault = self.pick_fault(tries)
+            if fault:
+                self.injected[fault] = self.injected.get(fault, 0) + 1
+        if fault == "truncate":
+            body = self.serve_file()
+            if body is not None:
+                data = body.read()
+                body.close()
+                self.wfile.write(data[: len(data) // 2])
+                self.close_connection = True
+            return None
+        if fault == "stall":
+            body = self.serve_file()
+            if body is not None:
+                data = body.read()
+                body.close()
+                self.wfile.write(data[: len(data) * 3 // 4])
+                self.wfile.flush()
+                self.release.wait(60)
+                self.close_connection = True
+            return None
+        if fault == "reset":
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return None
+        if fault:
+            status, _, wait = fault.partition("/")
+            self.send_response(int(status))
+            if wait:
+                self.send_header("Retry-After", wait)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        return self.serve_file()
+
+    def pick_fault(self, tries):
+        if len(self.requests) > self.max_requests or time.monotonic() > self.started + self.seconds:
+            type(self).exhausted = True
+            return "503"
+        script = self.script.get(self.path, [])
+        if tries <= len(script):
+            return script[tries - 1]
+        if tries - len(script) > self.max_faults:
+            return None
+        draw = random.Random(f"{self.seed}:{self.path}:{tries}").random()
+        for fault, rate in sorted(self.rates.items()):
+            if draw < rate:
+                return fault
+            draw -= rate
+        return None
+
+    def finish(self):  # a reset connection has nothing left to flush
+        try:
+            super().finish()
+        except (OSError, ValueError):
+            pass
+
+
 @pytest.fixture
 def serve():
     """serve(directory) -> the request handler class; its `url` is the base URL on 127.0.0.1,
-    its `requests` and `ranges` what clients asked for."""
+    its `requests` and `ranges` what clients asked for. serve(directory, faults={...}) serves
+    through a FaultInjectingHandler with those class attributes (script, rates, seed, ...)."""
     servers = []
 
-    def start(directory: Path, fail_first=()):
-        handler = type(
-            "Handler", (RangeRequestHandler,), {"requests": [], "ranges": [], "fail_first": set(fail_first)}
-        )
+    def start(directory: Path, fail_first=(), faults=None):
+        attributes = {"requests": [], "ranges": [], "fail_first": set(fail_first)}
+        base = RangeRequestHandler
+        if faults is not None:
+            base = FaultInjectingHandler
+            attributes.update(
+                tries={}, injected={}, lock=threading.Lock(), release=threading.Event(), started=time.monotonic(),
+                exhausted=False, **faults,
+            )
+        handler = type("Handler", (base,), attributes)
         server = http.server.ThreadingHTTPServer(
             ("127.0.0.1", 0), functools.partial(handler, directory=str(directory))
         )
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        servers.append((server, handler))
         handler.url = f"http://127.0.0.1:{server.server_address[1]}"
         return handler
 
     yield start
-    for server in servers:
+    for server, handler in servers:
+        getattr(handler, "release", threading.Event()).set()
         server.shutdown()
         server.server_close()
 

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from synthecg.data.physionet import DatasetSource, Mirror, checked_relpath, parse_checksums
+from synthecg.data.physionet import DatasetSource, Mirror, checked_relpath, is_definitive, parse_checksums
 from synthecg.errors import DownloadError, PipelineError
 
 SOURCE = DatasetSource("toy", "toy/1.0", "Toy 1.0")
@@ -73,6 +73,48 @@ def test_transient_server_errors_are_retried(tmp_path, serve):
     assert server.requests.count("/toy/1.0/a.dat") == 2
 
 
+def test_transient_failures_back_off_with_jitter_then_fail_as_transient_and_resume_later(tmp_path, serve, monkeypatch):
+    content = bytes(range(256)) * 2000
+    make_remote(tmp_path / "remote", {"a.dat": content})
+    script = {"/toy/1.0/a.dat": ["500", "reset", "truncate", "502"]}
+    server = serve(tmp_path / "remote", faults={"script": script})
+    waits = []
+    monkeypatch.setattr("synthecg.data.physionet.time.sleep", waits.append)
+    mirror = Mirror(server.url, SOURCE, tmp_path / "cache", retries=3, backoff=1.0)
+    with pytest.raises(DownloadError, match=r"/toy/1.0/a.dat: failed after 4 tries \(HTTP 502") as caught:
+        mirror.fetch("a.dat")
+    assert caught.value.reason == "transient" and not is_definitive(caught.value)
+    assert server.injected == {"500": 1, "reset": 1, "truncate": 1, "502": 1}
+    # Exponential backoff, each wait drawn between half and all of 1, 2, 4 s.
+    assert len(waits) == 3 and all(2**i / 2 <= wait <= 2**i for i, wait in enumerate(waits))
+    # The truncated body was kept as a part; the next run continues it and verifies the whole.
+    part = tmp_path / "cache/toy/1.0/a.dat.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(content)
+    assert Mirror(server.url, SOURCE, tmp_path / "cache").fetch("a.dat").read_bytes() == content
+    assert server.ranges == [f"bytes={kept}-"] and not part.exists()
+
+
+def test_retry_after_is_honoured_and_capped(tmp_path, serve, monkeypatch):
+    make_remote(tmp_path / "remote", {"a.dat": b"abc"})
+    script = {"/toy/1.0/a.dat": ["429/7", "503/100000", "503/Wed, 21 Oct 2015 07:28:00 GMT"]}
+    server = serve(tmp_path / "remote", faults={"script": script})
+    waits = []
+    monkeypatch.setattr("synthecg.data.physionet.time.sleep", waits.append)
+    assert Mirror(server.url, SOURCE, tmp_path / "cache", retries=3).fetch("a.dat").read_bytes() == b"abc"
+    assert waits == [7.0, 300.0, 0.0]  # as asked; at most 5 minutes; a date already past: at once
+
+
+@pytest.mark.parametrize(("status", "definitive"), [("404", True), ("410", True), ("403", False), ("401", False)])
+def test_refusals_are_not_retried_and_only_missing_files_are_definitive(tmp_path, serve, status, definitive):
+    make_remote(tmp_path / "remote", {"a.dat": b"abc"})
+    server = serve(tmp_path / "remote", faults={"script": {"/toy/1.0/a.dat": [status]}})
+    with pytest.raises(DownloadError, match=f"a.dat: HTTP {status}") as caught:
+        Mirror(server.url, SOURCE, tmp_path / "cache", retries=3, backoff=0).fetch("a.dat")
+    assert caught.value.reason == f"http_{status}" and is_definitive(caught.value) == definitive
+    assert server.requests.count("/toy/1.0/a.dat") == 1
+
+
 def test_a_corrupt_download_is_deleted_and_reported(tmp_path, serve):
     folder = make_remote(tmp_path / "remote", {"a.dat": b"good"})
     (folder / "a.dat").write_bytes(b"evil")  # the server now sends bytes that fail the checksum
@@ -81,7 +123,8 @@ def test_a_corrupt_download_is_deleted_and_reported(tmp_path, serve):
         mirror.fetch("a.dat")
     assert caught.value.reason == "checksum_mismatch"
     assert list((tmp_path / "cache/toy/1.0").iterdir()) == [tmp_path / "cache/toy/1.0/SHA256SUMS.txt"]
-    assert mirror.manifest()["files"]["a.dat"]["status"] == "failed"
+    assert mirror.location_record()["files"]["a.dat"]["status"] == "failed"
+    assert "a.dat" not in mirror.verified_files()
 
 
 def test_missing_files_and_unlisted_files(tmp_path, serve):

@@ -50,3 +50,19 @@ def test_budget_follows_fixed_splits_and_passes_shortfalls_on():
     # Growing one class's records does not change another class's choice.
     grown = pd.concat([table, catalogue(n_per_class=(0, 30)).assign(split="train")], ignore_index=True)
     assert select_per_class(grown, 20, 0, FRACTIONS)[: len(table)].equals(select_per_class(table, 20, 0, FRACTIONS))
+
+
+def test_an_unavailable_record_is_replaced_by_the_next_of_its_class_in_the_same_order():
+    table = catalogue(n_per_class=(100, 5))
+    table["split"] = np.where(np.arange(105) % 10 == 8, "val", np.where(np.arange(105) % 10 == 9, "test", "train"))
+    before = select_per_class(table, 20, seed=0, fractions=FRACTIONS)
+    gone = table.index[before][:3]
+    after = select_per_class(table, 20, seed=0, fractions=FRACTIONS, unavailable=gone)
+    assert not after[gone].any() and after[before & ~table.index.isin(gone)].all()  # every other choice stands
+    per_split = lambda chosen: table[chosen].groupby(["label", "split"]).size()  # noqa: E731
+    assert per_split(after).equals(per_split(before))  # the replacements come from the same splits
+    # A class with too few records keeps what exists.
+    assert table[after]["label"].value_counts().to_dict() == {"C0": 20, "C1": 5 - len(set(gone) & set(range(100, 105)))}
+    # Without splits, the catalogue's row order is the seeded order: the next row takes the place.
+    plain = catalogue(n_per_class=(30,))
+    assert list(plain.index[select_per_class(plain, 3, 0, FRACTIONS, unavailable=[1])]) == [0, 2, 3]

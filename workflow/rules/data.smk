@@ -1,26 +1,29 @@
 # Data stages: PhysioNet download -> per-dataset HDF5 and QC table -> merged HDF5.
 
 
+# Outputs: the catalogue and the manifest say what the data is (the same from any copy of the
+# release); location.json says where the verified files lie and where they came from this time.
+# physionet_url and the download settings are read by the script, not passed as params: see there.
+# A job stopped by server errors is rerun (download.job_retries) and fetches only what is missing.
 rule download_dataset:
     output:
         catalogue="results/physionet/{source}/records.csv",
         manifest="results/physionet/{source}/manifest.json",
+        location="results/physionet/{source}/location.json",
     log:
         "results/logs/download/{source}.log",
     benchmark:
         "results/benchmarks/download/{source}.tsv"
+    retries: config["download"]["job_retries"]
     conda:
         "../../envs/data.yaml"
     params:
-        physionet_url=config["physionet_url"],
         cache=PHYSIONET_CACHE,
         classes=config["classes"],
         max_records_per_class=config["max_records_per_class"],
         sampling_rate=config["sampling_rate"],
         seed=config["seed"],
         split_fractions=config["split_fractions"],
-        workers=config["download"]["workers"],
-        retries=config["download"]["retries"],
     script:
         "../scripts/download.py"
 
@@ -29,6 +32,8 @@ rule preprocess_dataset:
     input:
         catalogue="results/physionet/{source}/records.csv",
         manifest="results/physionet/{source}/manifest.json",
+        # Where the files lie is no reason to preprocess again: the manifest fixes their bytes.
+        location=ancient("results/physionet/{source}/location.json"),
     output:
         h5="results/data/{source}.h5",
         qc=report(

@@ -3,18 +3,28 @@
 The source is either PhysioNet itself (or any server with its URL layout) or a local folder
 with the same layout. Remote files land in a local cache that mirrors that layout; local
 files are verified where they are and never copied, moved or deleted.
+
+A failure is either definitive, an answer about the file itself that any copy of the release
+would give (404/410, missing from a local folder, a checksum mismatch after a clean re-fetch,
+not listed in SHA256SUMS.txt), or transient, something about this server at this moment (5xx,
+429, a dropped connection, a truncated body, a timeout). Only definitive failures may exclude a
+record (`is_definitive`); the caller must stop on a transient one, so that a rerun fetches what
+is missing instead of silently shrinking the dataset.
 """
 
+import email.utils
 import hashlib
 import logging
 import os
 import posixpath
+import random
 import sys
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -25,6 +35,34 @@ from synthecg.errors import DownloadError, PipelineError
 log = logging.getLogger("synthecg")
 
 CHECKSUMS_FILE = "SHA256SUMS.txt"
+
+# Reasons a file is unavailable in the release itself, whichever copy of it is asked.
+DEFINITIVE_REASONS = frozenset({"http_404", "http_410", "missing_file", "checksum_mismatch", "not_in_checksums"})
+# Answers that say "not now" rather than "no": retried with backoff.
+RETRY_STATUSES = frozenset({408, 425, 429})
+# However long a server asks us to wait (Retry-After) or the backoff grows, one wait is at most this.
+MAX_WAIT_SECONDS = 300.0
+
+
+def is_definitive(error: DownloadError) -> bool:
+    return error.reason in DEFINITIVE_REASONS
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header (seconds, or an HTTP date) as seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -88,7 +126,9 @@ class Mirror:
 
     `fetch(relpath)` returns a local path whose SHA-256 matches the version's
     SHA256SUMS.txt, downloading (with retries, backoff and resume) only when no verified
-    copy is cached. What happened to each file is kept in `status` for the manifest.
+    copy is cached. A download goes to `<file>.part` and is renamed only once verified, so a
+    killed run leaves either a verified file or a part to resume, never a file taken as good.
+    What happened to each file this time is kept in `status`.
     """
 
     def __init__(
@@ -157,7 +197,7 @@ class Mirror:
         expected = self.checksums.get(relpath)
         if expected is None:
             raise DownloadError(
-                f"{self.location}{relpath} is not listed in {self.location}{CHECKSUMS_FILE}, "
+                f"{self.source.path}/{relpath} is not listed in the release's {CHECKSUMS_FILE}, "
                 "so it cannot be verified; refusing to use it",
                 reason="not_in_checksums",
             )
@@ -183,7 +223,9 @@ class Mirror:
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".part")
         url = self.location + relpath
-        for attempt in range(2):  # a mismatch may come from a bad resume: the second try starts clean
+        # The first try may resume a part left by an earlier run; the second always starts clean,
+        # so a mismatch is reported only when a clean, complete download fails its checksum.
+        for attempt in range(2):
             self._download(url, partial)
             actual = sha256_of(partial)
             if actual == expected:
@@ -207,34 +249,63 @@ class Mirror:
             self._local.session = requests.Session()
         return self._local.session
 
+    def _wait(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before try `attempt + 1`: what the server asked for, else exponential backoff
+        with jitter, so that parallel workers do not all come back at the same moment."""
+        if retry_after is not None:
+            return min(retry_after, MAX_WAIT_SECONDS)
+        return min(MAX_WAIT_SECONDS, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+
     def _download(self, url: str, partial: Path) -> None:
-        """Download `url` into `partial`, resuming what is there; retries transient failures."""
-        last_error: Exception | None = None
+        """Download `url` into `partial`, resuming what is there.
+
+        Transient failures are retried; after the last try they raise a DownloadError with
+        reason "transient". A 404/410 raises at once (definitive); any other refusal (401, 403,
+        400...) raises at once too, but as a problem with the source rather than the file.
+        """
+        last_error: object = None
+        retry_after = None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(self._wait(attempt - 1, retry_after))
+            retry_after = None
             offset = partial.stat().st_size if partial.exists() else 0
             headers = {"Range": f"bytes={offset}-"} if offset else {}
             try:
                 with self._session().get(url, headers=headers, stream=True, timeout=self.timeout) as response:
-                    if response.status_code == 416:  # nothing left to send: the part is whole
+                    status = response.status_code
+                    if status == 416 and offset:  # nothing left to send: the part is whole (the checksum tells)
                         return
-                    if response.status_code in (401, 403, 404, 410):
+                    if status in (404, 410):
                         raise DownloadError(
-                            f"{url}: HTTP {response.status_code} {response.reason}: the server does not "
-                            "have this file; check physionet_url",
-                            reason=f"http_{response.status_code}",
+                            f"{url}: HTTP {status} {response.reason}: the server does not have this file",
+                            reason=f"http_{status}",
                         )
-                    response.raise_for_status()
-                    mode = "ab" if response.status_code == 206 else "wb"
-                    with open(partial, mode) as handle:
+                    if status >= 500 or status in RETRY_STATUSES:
+                        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                        last_error = f"HTTP {status} {response.reason}"
+                        log.info("%s: try %d of %d failed (%s)", url, attempt + 1, self.retries + 1, last_error)
+                        continue
+                    if status >= 400:
+                        raise DownloadError(
+                            f"{url}: HTTP {status} {response.reason}: the server refuses this file; "
+                            "check physionet_url",
+                            reason=f"http_{status}",
+                        )
+                    content_range = response.headers.get("Content-Range", "")
+                    resumed = status == 206 and content_range.startswith(f"bytes {offset}-")
+                    if status == 206 and not resumed:  # a range we did not ask for: start again
+                        partial.unlink(missing_ok=True)
+                        last_error = f"unexpected Content-Range {content_range!r}"
+                        continue
+                    with open(partial, "ab" if resumed else "wb") as handle:
                         for block in response.iter_content(chunk_size=1 << 16):
                             handle.write(block)
                 return
-            except requests.RequestException as error:  # connection reset, timeout, 5xx
+            except requests.RequestException as error:  # connection reset, timeout, truncated body
                 last_error = error
                 log.info("%s: try %d of %d failed (%s)", url, attempt + 1, self.retries + 1, error)
-        raise DownloadError(f"{url}: failed after {self.retries + 1} tries ({last_error})")
+        raise DownloadError(f"{url}: failed after {self.retries + 1} tries ({last_error})", reason="transient")
 
     def _load_checksums(self) -> dict[str, str]:
         """SHA256SUMS.txt, the one file that cannot be verified; a cached copy is reused,
@@ -251,10 +322,19 @@ class Mirror:
         text = path.read_text(encoding="utf-8", errors="replace")
         return parse_checksums(text, f"{self.location}{CHECKSUMS_FILE}")
 
-    def manifest(self) -> dict:
+    def verified_files(self) -> dict[str, dict]:
+        """{relpath: {sha256, bytes}} of every file verified so far: what the data is, whichever
+        server or folder it came from."""
+        return {
+            relpath: {"sha256": entry["sha256"], "bytes": entry["bytes"]}
+            for relpath, entry in sorted(self.status.items())
+            if entry["status"] != "failed"
+        }
+
+    def location_record(self) -> dict:
+        """Where the verified files lie and where they came from this time, with each file's fate."""
         return {
             "dataset": self.source.name,
-            "title": self.source.title,
             "source": self.location,
             "root": str(self.root.resolve()),
             "files": dict(sorted(self.status.items())),

@@ -92,10 +92,10 @@ def preprocess_dataset(
         (dataset, row.record_id, row.reason, row.detail or row.codes)
         for row in catalogue[catalogue["reason"] != ""].itertuples()
     ]
-    selected = catalogue[catalogue["selected"]]
-    failed = selected[selected["download_error"] != ""]
+    # Records whose files the release does not have (their places went to the next records).
+    failed = catalogue[catalogue["download_error"] != ""]
     qc += [(dataset, r.record_id, r.download_reason, r.download_error) for r in failed.itertuples()]
-    usable = selected[selected["download_error"] == ""].copy()
+    usable = catalogue[catalogue["selected"] & (catalogue["download_error"] == "")].copy()
     if usable.empty:
         raise PipelineError(f"{dataset}: no record could be downloaded and labelled; see the download log")
     usable["split"] = assign_splits(dataset, usable, split_fractions, seed).to_numpy()

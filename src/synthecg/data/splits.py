@@ -5,7 +5,7 @@ never reshuffles another.
 """
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -63,32 +63,42 @@ def stratified_patient_split(
 
 
 def select_per_class(
-    catalogue: pd.DataFrame, budget: int | None, seed: int, fractions: Mapping[str, float]
+    catalogue: pd.DataFrame,
+    budget: int | None,
+    seed: int,
+    fractions: Mapping[str, float],
+    unavailable: Collection = (),
 ) -> pd.Series:
-    """Which labelled records to use: all of them, or `budget` per class.
+    """Which labelled records to use: every available one, or the first `budget` per class in a
+    seeded order, skipping the `unavailable` rows (index labels), so that a record whose files
+    do not exist is replaced by the next record of its class in the same order.
 
-    With a `split` column (PTB-XL, whose folds fix the split), the budget is shared over the
-    splits like the data itself, so a small run still has validation and test records;
-    a split that runs short passes its remainder on. Returns a boolean mask over the rows.
+    Without a `split` column the catalogue's own row order is that order (Chapman's headers are
+    read in a seeded order). With one (PTB-XL, whose folds fix the split), each class is ranked
+    within each split and the budget is shared over the splits like the data itself, so a small
+    run still has validation and test records; a split that runs short passes its remainder on.
+    Every ranking is drawn over all of a class's records, available or not, so an unavailable
+    record never reorders the others. Returns a boolean mask over the rows.
     """
     labelled = catalogue["label"] != ""
+    available = labelled & ~catalogue.index.isin(list(unavailable))
     if budget is None:
-        return labelled
+        return available
     chosen = pd.Series(False, index=catalogue.index)
     for class_name, members in catalogue[labelled].groupby("label", sort=True):
-        rng = class_rng(seed, class_name)
         if "split" not in members:
-            order = rng.permutation(np.asarray(members.index))
-            chosen[order[:budget]] = True
+            chosen[members.index[available[members.index]][:budget]] = True
             continue
-        quotas = split_quotas(min(budget, len(members)), fractions)
+        rng = class_rng(seed, class_name)
+        quotas = split_quotas(min(budget, int(available[members.index].sum())), fractions)
         shortfall = 0
         for split in SPLITS:
-            pool = rng.permutation(np.asarray(members.index[members["split"] == split]))
+            ranked = rng.permutation(np.asarray(members.index[members["split"] == split]))
+            pool = ranked[available[ranked].to_numpy()]
             take = min(len(pool), quotas[split] + shortfall)
             shortfall = quotas[split] + shortfall - take
             chosen[pool[:take]] = True
-        if shortfall:  # the last splits ran short: fill from whatever is left, in seeded order
-            rest = rng.permutation(np.asarray(members.index[~chosen[members.index]]))
-            chosen[rest[:shortfall]] = True
+        if shortfall:  # the last splits ran short: fill from the class's other records, in seeded order
+            ranked = rng.permutation(np.asarray(members.index))
+            chosen[ranked[(available[ranked] & ~chosen[ranked]).to_numpy()][:shortfall]] = True
     return chosen
