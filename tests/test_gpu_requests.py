@@ -8,8 +8,9 @@ from conftest import run_snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
-MODEL_RULES = {"train_generator", "sample_synthetic", "classifier_real", "classifier_augment",
-               "classifier_synthetic", "classifier_finetune"}
+MODEL_RULES = {"train_generator", "sample_synthetic", "classifier_real", "classifier_shuffled", "classifier_augment",
+               "classifier_classical", "classifier_balance", "classifier_synthetic", "classifier_finetune",
+               "classifier_scratch"}
 
 
 def gpu_requests(workdir) -> dict[str, set[int]]:
