@@ -17,9 +17,9 @@ import pandas as pd
 import torch
 from scipy.signal import welch
 
-from synthecg.classifier.experiments import load_classifier, load_synthetic
+from synthecg.classifier.experiments import load_classifier
 from synthecg.classifier.training import predict_probabilities
-from synthecg.data.store import STANDARD_LEADS, load_split, metadata
+from synthecg.data.store import STANDARD_LEADS, load_split, load_synthetic, metadata, to_millivolts
 from synthecg.errors import PipelineError
 from synthecg.evaluation.closeness import discriminative_score, frechet_distance, memorisation, mmd_rbf
 from synthecg.evaluation.quality import generator_quality, real_reference
@@ -118,12 +118,6 @@ def compute_fidelity(
     }
     write_json_atomically(report, out_json)
     return report
-
-
-def to_millivolts(x_normalised: np.ndarray, meta: dict) -> np.ndarray:
-    std = np.asarray(meta["norm_std"])[None, :, None]
-    mean = np.asarray(meta["norm_mean"])[None, :, None]
-    return x_normalised * std + mean
 
 
 def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, max_records: int = 2000):
