@@ -36,6 +36,7 @@ from synthecg.errors import PipelineError
 from synthecg.evaluation import privacy
 from synthecg.evaluation.closeness import (
     DRAWS,
+    MIN_RECORDS,
     against_floor,
     amplitude_difference,
     frechet_distance,
@@ -76,6 +77,8 @@ def embedding_measures(model, synthetic: tuple[np.ndarray, np.ndarray], heldout:
                        seed: int) -> dict:
     """FID, MMD² and the linear probe of one seed's embedding, each against its floor; (records, labels) pairs."""
     (synthetic_x, synthetic_y), (heldout_x, heldout_y) = synthetic, heldout
+    if len(heldout_y) < 2 * MIN_RECORDS:
+        return dict.fromkeys(("fid", "mmd2", "linear_probe_score"))
     synthetic, real = embed(model, synthetic_x), embed(model, heldout_x)
     bandwidth = median_bandwidth(real)
     labelled = {"synthetic_y": synthetic_y, "real_y": heldout_y, "seed": seed}
