@@ -126,8 +126,10 @@ def fidelity_report(tmp_path, generator, fids):
                     "dcr_share": floored(0.56, 0.5, 0.45, 0.55, p=0.01), "dcr_tail_share": floored(0.06, 0.05, 0.0, 0.1, p=0.3)},
         "heart_rate_bpm": {
             "SB": {"real": {}, "synthetic": {}, "wasserstein_bpm": 4.0,
-                   "against_floor": {"wasserstein_bpm": floored(4.0, 3.0, 1.0, 6.0, n=8),
-                                     "detectable_gap": floored(-0.4, 0.0, -0.1, 0.1, n=8)}},
+                   "against_floor": {"wasserstein_bpm": floored(4.0, 3.0, 1.0, 6.0, n=12),
+                                     "detectable_gap": floored(-0.4, 0.0, -0.1, 0.1, n=12)}},
+            "AFIB": {"real": {}, "synthetic": {}, "wasserstein_bpm": 9.0,  # too few records to judge by
+                     "against_floor": {"wasserstein_bpm": floored(30.0, 3.0, 1.0, 6.0, n=5), "detectable_gap": None}},
             "GSVT": {"real": {}, "synthetic": {}, "wasserstein_bpm": None,
                      "against_floor": {"wasserstein_bpm": None, "detectable_gap": None}},
         },
@@ -160,6 +162,7 @@ def test_fidelity_table_has_one_row_per_value_its_floor_and_a_verdict(tmp_path):
     assert copies["mean"] == 3 and copies["verdict"] == "beyond floor" and np.isinf(copies["excess"])
     assert cell(summary, metric="heart_rate_wasserstein_bpm/SB")["verdict"] == "within floor"
     assert cell(summary, metric="detectable_rhythm_gap/SB")["verdict"] == "beyond floor"
+    assert cell(summary, metric="heart_rate_wasserstein_bpm/AFIB")["verdict"] == "N < 10"
     missing = cell(summary, metric="heart_rate_wasserstein_bpm/GSVT")
     assert pd.isna(missing["mean"]) and missing["verdict"] == "–"
     assert cell(summary, metric="linear_probe_score")["verdict"] == "–"
@@ -181,7 +184,7 @@ def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path)
     assert all(path.exists() for path in out.values())
     assert len(pd.read_csv(out["runs"])) == len(runs) * 4
     fidelity = pd.read_csv(out["fidelity_csv"])  # one row per measure (two per class for heart rate)
-    assert len(fidelity) == len(set(fidelity.metric)) == 15 and {"floor", "better", "verdict"} <= set(fidelity.columns)
+    assert len(fidelity) == len(set(fidelity.metric)) == 17 and {"floor", "better", "verdict"} <= set(fidelity.columns)
     stray = tmp_path / "elsewhere.json"
     stray.write_text("{}")
     with pytest.raises(PipelineError, match="elsewhere.json: not a classifier run"):

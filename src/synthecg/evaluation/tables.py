@@ -56,6 +56,7 @@ FIDELITY_BETTER = {
 FIDELITY_METRICS = list(FIDELITY_BETTER)
 COUNT_METRICS = {"exact_copies"}  # shown as whole numbers
 SIGNIFICANCE = 0.05
+MIN_VERDICT_RECORDS = 10  # per side: below, a floor's range moves in steps too coarse to judge by (1/5 of a share at 5)
 REAL_ONLY = "real only"
 SCRATCH = "scratch"  # random initialisation, trained on the fine-tuning runs' real subset
 CLASSICAL = "classical"  # augment's generator-free control: jitter, scaling, shift, wander on real records
@@ -297,7 +298,8 @@ def fidelity_summary(fidelity: pd.DataFrame) -> pd.DataFrame:
     summary["better"] = [FIDELITY_BETTER[m.split("/")[0]] for m in summary["metric"]]
     summary["excess"] = [_excess(*row) for row in summary[["mean", "floor", "floor_low", "floor_high", "better"]]
                          .itertuples(index=False)]
-    summary["verdict"] = [_fidelity_verdict(e, p) for e, p in zip(summary["excess"], summary["p"])]
+    summary["verdict"] = [_fidelity_verdict(e, p, r) for e, p, r in zip(summary["excess"], summary["p"],
+                                                                        summary["records"])]
     return summary
 
 
@@ -313,9 +315,11 @@ def _excess(value, floor, low, high, better) -> float:
     return 0.0 if gap <= 0 else np.inf  # no spread (exact copies: floor 0): any excess is beyond it
 
 
-def _fidelity_verdict(excess: float, p: float) -> str:
+def _fidelity_verdict(excess: float, p: float, records: float) -> str:
     """Beyond the floor where a permutation test says so (p < 0.05) or, without a test, where the
-    value lies outside the floor's interval on the worse side."""
+    value lies outside the floor's interval on the worse side; no verdict with too few records."""
+    if pd.notna(records) and records < MIN_VERDICT_RECORDS:
+        return f"N < {MIN_VERDICT_RECORDS}"
     if pd.notna(p):
         return "beyond floor" if p < SIGNIFICANCE else "within floor"
     if pd.isna(excess):
@@ -347,7 +351,7 @@ def fidelity_markdown(summary: pd.DataFrame, digits: int = 3) -> str:
             "real classifier on the real test split, with its bootstrap interval; dcr_*: the permutation null's "
             "median and central 95 %), what a perfect generator scores. verdict: beyond floor where p < 0.05 "
             "(one-sided permutation test) or, without a test, where the value lies outside the floor's range on "
-            "the worse side.")
+            "the worse side; none below N = " + str(MIN_VERDICT_RECORDS) + " per side.")
     return plain_markdown(shown) + f"\n{note}\n"
 
 
