@@ -184,8 +184,8 @@ def replaced_measures(train_x, heldout_x, meta, model) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("results/data/ptbxl.h5"), help="a dataset HDF5 of the pipeline")
-    parser.add_argument("--config", type=Path, default=REPO / "presets/cpu.yaml", help="settings merged over config.yaml")
+    parser.add_argument("--data", type=Path, default=Path("results/data/ptbxl.h5"), help="a dataset HDF5")
+    parser.add_argument("--config", type=Path, default=REPO / "presets/cpu.yaml", help="merged over config.yaml")
     parser.add_argument("--model", type=Path, help="a real-data classifier (model.pt); default: train one here")
     parser.add_argument("--timediffusion-steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)

@@ -82,7 +82,7 @@ def embedding(x: np.ndarray) -> np.ndarray:
 def test_real_halves_sit_within_every_floor_and_noise_lies_beyond_it(halves):
     (x, y, _), (reference, reference_y, _) = halves
     noise = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)  # the real records' per-lead std
-    loud = 1.5 * x  # real records at DiffWave's quick-run amplitude: what amplitude measures, white noise of the same std not
+    loud = 1.5 * x  # DiffWave's quick-run amplitude: what amplitude measures (white noise of the records' std it cannot)
     bandwidth = median_bandwidth(embedding(reference))
     on_records = lambda measure: lambda a, b, _: measure(a, b)  # noqa: E731
     measures = {  # name: (measure, on embeddings?, its alarm, draws)

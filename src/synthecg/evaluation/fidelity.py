@@ -164,8 +164,8 @@ def compute_fidelity(
     }
     # Rhythm: every real record (all splits, as read once per dataset) against a per-class subset of synthetic ones.
     table = pd.read_csv(real_rhythm_csv)
-    real_rhythm = pd.concat([read_split_rhythm(table, s, len(part["y"]), real_rhythm_csv) for s, part in splits.items()],
-                            ignore_index=True)
+    real_rhythm = pd.concat([read_split_rhythm(table, split, len(part["y"]), real_rhythm_csv)
+                             for split, part in splits.items()], ignore_index=True)
     real_y = np.concatenate([part["y"] for part in splits.values()])
     keep = _per_class_subset(synthetic_y, MAX_RHYTHM_PER_CLASS, np.random.default_rng(0))
     synthetic_rhythm = analyse_records(to_millivolts(synthetic_x[keep], meta), meta["fs"], meta["leads"])
