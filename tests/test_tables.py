@@ -20,6 +20,7 @@ from synthecg.evaluation.tables import (
     collect_runs,
     comparisons,
     comparisons_markdown,
+    fidelity_markdown,
     fidelity_summary,
     format_mean_std,
     per_class_markdown,
@@ -106,32 +107,72 @@ def test_mean_std_formatting():
     assert format_mean_std(12345.6, 10.0) == "1.23e+04 ± 10.000"
 
 
+def floored(value, floor, low, high, n=40, **extra):
+    return {"value": value, "floor": floor, "floor_interval": [low, high], "n": n, **extra}
+
+
 def fidelity_report(tmp_path, generator, fids):
+    """A closeness report as synthecg.evaluation.fidelity writes it: FID per seed (floor 5 [3, 8])."""
     report = {
         "dataset": "ptbxl", "generator": generator,
-        "by_seed": {str(s): {"fid": f, "mmd": 0.1, "discriminative_accuracy": 0.5, "tstr_macro_f1": None,
-                             "trts_macro_f1": 0.4} for s, f in enumerate(fids)},
-        "memorisation": {"share_closer_than_any_holdout": 0.25, "share_nearer_train_than_holdout": 0.9,
-                         "share_expected_without_memorisation": 0.8},
-        "amplitude_mv": {"I": {"real": 1.0, "synthetic": 1.5}, "II": {"real": 2.0, "synthetic": 1.0}},
-        "log_power_spectrum_mean_abs_difference": {"I": 0.2, "II": 0.4},
-        "heart_rate_bpm": {"SR": {"wasserstein_bpm": 4.0}, "SB": {"wasserstein_bpm": None}, "AFIB": {"wasserstein_bpm": 8.0}},
+        "by_seed": {str(s): {"fid": floored(f, 5.0, 3.0, 8.0), "mmd2": floored(0.01, 0.0, -0.01, 0.02, p=0.4),
+                             "linear_probe_score": None,  # too few records
+                             "tstr_macro_f1": {"value": 0.4, "floor": 0.7, "floor_interval": [0.6, 0.8], "n": 30},
+                             "trts_macro_f1": {"value": 0.65, "floor": 0.7, "floor_interval": [0.6, 0.8], "n": 30}}
+                    for s, f in enumerate(fids)},
+        "signals": {"cnn_score": floored(0.45, 0.03, 0.0, 0.1), "amplitude_difference": floored(0.05, 0.06, 0.04, 0.09),
+                    "log_spectrum_difference": floored(0.2, 0.1, 0.08, 0.13)},
+        "privacy": {"representation": "median beats", "exact_copies": {"value": 3, "floor": 0, "n": 600},
+                    "dcr_share": floored(0.56, 0.5, 0.45, 0.55, p=0.01), "dcr_tail_share": floored(0.06, 0.05, 0.0, 0.1, p=0.3)},
+        "heart_rate_bpm": {
+            "SB": {"real": {}, "synthetic": {}, "wasserstein_bpm": 4.0,
+                   "against_floor": {"wasserstein_bpm": floored(4.0, 3.0, 1.0, 6.0, n=12),
+                                     "detectable_gap": floored(-0.4, 0.0, -0.1, 0.1, n=12)}},
+            "AFIB": {"real": {}, "synthetic": {}, "wasserstein_bpm": 9.0,  # too few records to judge by
+                     "against_floor": {"wasserstein_bpm": floored(30.0, 3.0, 1.0, 6.0, n=5), "detectable_gap": None}},
+            "GSVT": {"real": {}, "synthetic": {}, "wasserstein_bpm": None,
+                     "against_floor": {"wasserstein_bpm": None, "detectable_gap": None}},
+        },
     }
     path = tmp_path / f"{generator}.json"
     path.write_text(json.dumps(report))
     return path
 
 
-def test_fidelity_summary_over_seeds_and_signal_measures(tmp_path):
-    summary = fidelity_summary(collect_fidelity([fidelity_report(tmp_path, "diffwave", [10.0, 20.0, 30.0])]))
-    fid = cell(summary, generator="diffwave", metric="fid")
+def test_fidelity_table_has_one_row_per_value_its_floor_and_a_verdict(tmp_path):
+    long = collect_fidelity([fidelity_report(tmp_path, "diffwave", [10.0, 20.0, 30.0])])
+    assert (long.metric == "fid").sum() == 3 and (long.metric == "cnn_score").sum() == 1  # signals: once, not per seed
+    summary = fidelity_summary(long)
+    fid = cell(summary, metric="fid")
     assert fid["mean"] == pytest.approx(20.0) and fid["std"] == pytest.approx(10.0) and fid["n"] == 3
-    assert cell(summary, metric="amplitude_relative_difference")["mean"] == pytest.approx(0.5)
-    assert cell(summary, metric="log_spectrum_difference")["mean"] == pytest.approx(0.3)
-    assert cell(summary, metric="heart_rate_wasserstein_bpm")["mean"] == pytest.approx(6.0)
-    assert cell(summary, metric="closer_than_any_holdout")["std"] == pytest.approx(0.0)
-    assert cell(summary, metric="nearer_train_excess")["mean"] == pytest.approx(0.1)
-    assert cell(summary, metric="tstr_macro_f1")["n"] == 0
+    assert fid["floor"] == 5.0 and fid["better"] == "lower" and fid["verdict"] == "beyond floor"
+    assert fid["excess"] == pytest.approx((20 - 5) / (8 - 5))  # in floor-interval widths on the worse side
+    cnn = cell(summary, metric="cnn_score")
+    assert cnn["n"] == 0 and pd.isna(cnn["std"]) and cnn["records"] == 40 and cnn["verdict"] == "beyond floor"
+    assert cell(summary, metric="amplitude_difference")["verdict"] == "within floor"
+    assert cell(summary, metric="amplitude_difference")["excess"] < 0  # better than the floor's centre
+    # Higher is better: TSTR under TRTR's interval is beyond the floor, TRTS inside it is not.
+    assert cell(summary, metric="tstr_macro_f1")["verdict"] == "beyond floor"
+    assert cell(summary, metric="trts_macro_f1")["verdict"] == "within floor"
+    # A permutation test decides where there is one.
+    assert cell(summary, metric="dcr_share")["verdict"] == "beyond floor"
+    assert cell(summary, metric="dcr_tail_share")["verdict"] == "within floor"
+    assert cell(summary, metric="mmd2")["p"] == 0.4 and cell(summary, metric="mmd2")["verdict"] == "within floor"
+    copies = cell(summary, metric="exact_copies")
+    assert copies["mean"] == 3 and copies["verdict"] == "beyond floor" and np.isinf(copies["excess"])
+    assert cell(summary, metric="heart_rate_wasserstein_bpm/SB")["verdict"] == "within floor"
+    assert cell(summary, metric="detectable_rhythm_gap/SB")["verdict"] == "beyond floor"
+    assert cell(summary, metric="heart_rate_wasserstein_bpm/AFIB")["verdict"] == "N < 10"
+    missing = cell(summary, metric="heart_rate_wasserstein_bpm/GSVT")
+    assert pd.isna(missing["mean"]) and missing["verdict"] == "–"
+    assert cell(summary, metric="linear_probe_score")["verdict"] == "–"
+
+    markdown = fidelity_markdown(summary).splitlines()
+    assert markdown[0] == "| dataset | generator | measure | better | value | floor [95 % range] | p | N | seeds | verdict |"
+    assert "| ptbxl | diffwave | fid | lower | 20.000 ± 10.000 | 5.000 [3.000, 8.000] | – | 40 | 3 | beyond floor |" in markdown
+    assert "| ptbxl | diffwave | exact_copies | lower | 3 | 0.000 | – | 600 | – | beyond floor |" in markdown
+    plots.fidelity_heatmap(summary, tmp_path / "heatmap.png")
+    assert (tmp_path / "heatmap.png").stat().st_size > 0
 
 
 def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path):
@@ -142,6 +183,8 @@ def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path)
     write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out, [quality_report(tmp_path, "diffwave")])
     assert all(path.exists() for path in out.values())
     assert len(pd.read_csv(out["runs"])) == len(runs) * 4
+    fidelity = pd.read_csv(out["fidelity_csv"])  # one row per measure (two per class for heart rate)
+    assert len(fidelity) == len(set(fidelity.metric)) == 17 and {"floor", "better", "verdict"} <= set(fidelity.columns)
     stray = tmp_path / "elsewhere.json"
     stray.write_text("{}")
     with pytest.raises(PipelineError, match="elsewhere.json: not a classifier run"):

@@ -37,7 +37,7 @@ from synthecg.classifier.classical_augmentation import (
 )
 from synthecg.classifier.resnet1d import ClassifierConfig, build_classifier, make_classifier_config
 from synthecg.classifier.training import fit, predict_probabilities
-from synthecg.data.store import load_split, metadata
+from synthecg.data.store import load_split, load_synthetic, metadata
 from synthecg.errors import PipelineError
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.generators.training import pick_device, save_atomically
@@ -45,22 +45,6 @@ from synthecg.io import write_json_atomically
 
 log = logging.getLogger("synthecg")
 EXPERIMENTS = ("real", "shuffled", "augment", "classical", "balance", "synthetic", "finetune", "scratch")
-
-
-def load_synthetic(paths: Sequence[Path], real_meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """The union of synthetic sets, normalised with the real set's training statistics."""
-    mean = np.asarray(real_meta["norm_mean"], np.float32)[None, :, None]
-    std = np.asarray(real_meta["norm_std"], np.float32)[None, :, None]
-    xs, ys = [], []
-    for path in paths:
-        meta = metadata(path)
-        for key in ("classes", "leads", "fs", "seconds"):
-            if meta[key] != real_meta[key]:
-                raise PipelineError(f"{path}: its {key} {meta[key]} differ from the real data's {real_meta[key]}")
-        part = load_split(path, "synthetic")
-        xs.append((part["x"] - mean) / std)
-        ys.append(part["y"])
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def per_class_take(y: np.ndarray, counts: Mapping[int, int], seed: int) -> np.ndarray:

@@ -240,3 +240,36 @@ def load_split(path: str | Path, split: str, normalised: bool = False) -> dict[s
             std = np.asarray(handle.attrs["norm_std"], np.float32)[None, :, None]
             data["x"] = (data["x"] - mean) / std
     return data
+
+
+# -- normalised and physical units -----------------------------------------------------------
+def _norm(meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """The real set's per-lead training mean and std, shaped to broadcast over [N, leads, T]."""
+    return (np.asarray(meta["norm_mean"], np.float32)[None, :, None],
+            np.asarray(meta["norm_std"], np.float32)[None, :, None])
+
+
+def normalise(x_mv: np.ndarray, meta: Mapping) -> np.ndarray:
+    """Records in mV [N, leads, T] -> normalised with the real set's statistics (`meta`: its metadata)."""
+    mean, std = _norm(meta)
+    return (x_mv - mean) / std
+
+
+def to_millivolts(x_normalised: np.ndarray, meta: Mapping) -> np.ndarray:
+    """The inverse of `normalise`."""
+    mean, std = _norm(meta)
+    return x_normalised * std + mean
+
+
+def load_synthetic(paths: Sequence[Path], real_meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """The union of synthetic sets (stored in mV), normalised with the real set's training statistics."""
+    xs, ys = [], []
+    for path in paths:
+        meta = metadata(path)
+        for key in ("classes", "leads", "fs", "seconds"):
+            if meta[key] != real_meta[key]:
+                raise PipelineError(f"{path}: its {key} {meta[key]} differ from the real data's {real_meta[key]}")
+        part = load_split(path, "synthetic")
+        xs.append(normalise(part["x"], real_meta))
+        ys.append(part["y"])
+    return np.concatenate(xs), np.concatenate(ys)

@@ -1,14 +1,35 @@
-"""How close synthetic ECG is to real ECG: distribution distances, a discriminator, memorisation.
+"""How close synthetic ECG is to real ECG as a distribution, each measure beside its real-vs-real floor.
 
-All functions take plain arrays: embeddings [N, D] (e.g. the pooled features of a classifier
-trained on real data, its `embed`) or records [N, leads, T]. Nothing here reads files.
+FID, MMD and discriminator accuracies all depend on how many records they see, and none of them
+reads 0 for two samples of one distribution. So every measure here is taken at one fixed N per
+side, against real records that neither the generator nor the embedding classifier trained on,
+and beside its *floor*: the same measure between two disjoint halves of those real records at the
+same N, which is what a perfect generator would score (`against_floor`). Both sides hold every
+class in the same numbers (`class_counts`). The draws repeat the pair with fresh halves and a
+fresh synthetic subset; the floor's interval is the central 95 % of its draws, so a synthetic
+value beyond it is further from real than real is from itself.
+
+- FID (Heusel et al. 2017, "GANs trained by a two time-scale update rule ..."): the Fréchet
+  distance of Gaussians fitted to two sets of embeddings; biased upward roughly as 1/N (Chong &
+  Forsyth 2020, "Effectively unbiased FID ..."), hence one N and its floor.
+- MMD² (Gretton et al. 2012, "A kernel two-sample test", JMLR 13): the unbiased estimate with
+  a Gaussian kernel whose bandwidth is fixed once from real records (`median_bandwidth`) and
+  shared by every generator, so all are measured with one kernel; `mmd2_permutation_p` is its
+  permutation test.
+
+Functions take plain arrays: embeddings [N, D] or records [N, leads, T]. Nothing here reads files.
 """
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy import linalg
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
+from scipy.signal import welch
+
+DRAWS = 20  # pairs of real halves and synthetic subsets each measure is averaged over
+MAX_RECORDS = 500  # N per side at most: MMD's kernel is quadratic in it
+MIN_RECORDS = 4  # below this per side a measure is reported missing, not computed
+MMD_PERMUTATIONS = 500
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -24,75 +45,115 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(value, 0.0))
 
 
-def mmd_rbf(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None) -> float:
-    """Unbiased squared maximum mean discrepancy with a Gaussian kernel.
-
-    The bandwidth defaults to the median distance between all pooled points (median heuristic).
-    """
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    pooled = np.concatenate([a, b])
-    squared = ((pooled[:, None] - pooled[None]) ** 2).sum(-1)
-    if bandwidth is None:
-        off_diagonal = squared[~np.eye(len(pooled), dtype=bool)]
-        bandwidth = float(np.sqrt(np.median(off_diagonal))) or 1.0
-    kernel = np.exp(-squared / (2 * bandwidth**2))
-    n, m = len(a), len(b)
-    k_aa, k_bb, k_ab = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
-    within_a = (k_aa.sum() - np.trace(k_aa)) / (n * (n - 1))
-    within_b = (k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
-    return float(within_a + within_b - 2 * k_ab.mean())
+    return np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0.0)
 
 
-def discriminative_score(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> float:
-    """Held-out accuracy of a logistic-regression real-vs-synthetic classifier on features [N, D].
+def median_bandwidth(real: np.ndarray) -> float:
+    """The median heuristic on real records only: the median distance between two of them."""
+    squared = _squared_distances(real, real)[np.triu_indices(len(real), 1)]
+    return float(np.sqrt(np.median(squared))) or 1.0
 
-    Both sets are cut to the same size first, so 0.5 means indistinguishable and 1.0 means
-    every record is told apart.
-    """
+
+def _mmd2_from_kernel(kernel: np.ndarray, first: np.ndarray) -> float:
+    """Unbiased MMD² of the rows marked `first` against the others, from their pooled kernel matrix.
+
+    Sums through label vectors (z'Kz), not sub-matrices, so a permutation costs one product."""
+    z = first.astype(np.float64)
+    n, m = z.sum(), len(z) - z.sum()
+    kz, diagonal = kernel @ z, np.diag(kernel)
+    within_a = z @ kz - diagonal @ z
+    between = (1 - z) @ kz
+    within_b = kernel.sum() - z @ kz - 2 * between - diagonal @ (1 - z)
+    return float(within_a / (n * (n - 1)) + within_b / (m * (m - 1)) - 2 * between / (n * m))
+
+
+def _kernel(a: np.ndarray, b: np.ndarray, bandwidth: float) -> np.ndarray:
+    pooled = np.concatenate([np.asarray(a, np.float64), np.asarray(b, np.float64)])
+    return np.exp(-_squared_distances(pooled, pooled) / (2 * bandwidth**2))
+
+
+def mmd2(a: np.ndarray, b: np.ndarray, bandwidth: float) -> float:
+    """Unbiased squared maximum mean discrepancy of two sets [N, D] with a Gaussian kernel of `bandwidth`."""
+    return _mmd2_from_kernel(_kernel(a, b, bandwidth), np.arange(len(a) + len(b)) < len(a))
+
+
+def mmd2_permutation_p(a: np.ndarray, b: np.ndarray, bandwidth: float, permutations: int = MMD_PERMUTATIONS,
+                       seed: int = 0) -> float:
+    """One-sided permutation p-value of MMD² (Gretton et al. 2012, §5): the share of random
+    relabellings of the pooled records whose MMD² reaches the observed one."""
+    kernel = _kernel(a, b, bandwidth)
+    first = np.arange(len(kernel)) < len(a)
+    observed = _mmd2_from_kernel(kernel, first)
     rng = np.random.default_rng(seed)
-    n = min(len(real), len(synthetic))
-    x = np.concatenate([real[rng.permutation(len(real))[:n]], synthetic[rng.permutation(len(synthetic))[:n]]])
-    x = x.reshape(len(x), -1)
-    y = np.repeat([0, 1], n)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.5, stratify=y, random_state=seed)
-    scaler = StandardScaler().fit(x_train)
-    model = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
-    return float(model.score(scaler.transform(x_test), y_test))
+    null = [_mmd2_from_kernel(kernel, rng.permutation(first)) for _ in range(permutations)]
+    return float((1 + np.sum(np.asarray(null) >= observed)) / (1 + permutations))
 
 
-def nearest_distances(queries: np.ndarray, references: np.ndarray, block: int = 256) -> np.ndarray:
-    """Euclidean distance from each query record to its nearest reference record (flattened)."""
-    q = queries.reshape(len(queries), -1).astype(np.float64)
-    r = references.reshape(len(references), -1).astype(np.float64)
-    r_norms = (r**2).sum(1)
-    out = np.empty(len(q))
-    for start in range(0, len(q), block):
-        part = q[start : start + block]
-        squared = (part**2).sum(1)[:, None] + r_norms[None] - 2 * part @ r.T
-        out[start : start + block] = np.sqrt(np.maximum(squared.min(1), 0.0))
-    return out
+def amplitude_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over leads of the relative difference of mean peak-to-peak amplitude, records [N, leads, T]
+    of `a` against the reference `b` (unit-free: the same in mV and normalised units)."""
+    amplitude_a, amplitude_b = np.ptp(a, axis=-1).mean(0), np.ptp(b, axis=-1).mean(0)
+    return float(np.mean(np.abs(amplitude_a - amplitude_b) / np.maximum(amplitude_b, 1e-12)))
 
 
-def memorisation(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, copy_tolerance: float = 1e-6) -> dict:
-    """Do synthetic records sit closer to the training records than unseen real records do?
+def log_spectrum_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of the per-lead mean log10 Welch power spectra of records [N, leads, T]
+    (a per-lead scale adds the same constant to both, so normalised and mV records agree)."""
+    def log_power(x):
+        _, power = welch(np.asarray(x, np.float64), nperseg=min(256, x.shape[-1]), axis=-1)
+        return np.log10(power.mean(0) + 1e-12)
 
-    `share_closer_than_any_holdout`: synthetic records nearer a training record than the nearest
-    held-out record is (a generator that copies its training data scores high);
-    `exact_copies`: synthetic records within `copy_tolerance` of one. Both are also high for bland
-    records (e.g. near the mean ECG), which sit close to every real record, seen or not. So
-    `share_nearer_train_than_holdout` asks, per synthetic record, whether its nearest real record
-    is a training or a held-out one: a generator that has not learnt the training records in
-    particular scores `share_expected_without_memorisation` (the training records' share of all
-    real records) on average; one that reproduces them scores more.
+    return float(np.abs(log_power(a) - log_power(b)).mean())
+
+
+def class_counts(synthetic_y: np.ndarray, real_y: np.ndarray, max_records: int = MAX_RECORDS) -> dict[int, int]:
+    """Records per class and side for a measure and its floor: min(half the real ones, the synthetic
+    ones) per class, scaled down together to `max_records` in all. Both sides then hold every class in
+    the same numbers, so a sampler's class balance (e.g. 150 of each) is not read as a generator's fault."""
+    counts = {int(c): min(int((real_y == c).sum()) // 2, int((synthetic_y == c).sum())) for c in np.unique(real_y)}
+    total = sum(counts.values())
+    if total > max_records:
+        counts = {c: n * max_records // total for c, n in counts.items()}
+    return {c: n for c, n in counts.items() if n > 0}
+
+
+def against_floor(measure: Callable[[np.ndarray, np.ndarray, np.random.Generator], float], synthetic: np.ndarray,
+                  real: np.ndarray, synthetic_y: np.ndarray | None = None, real_y: np.ndarray | None = None,
+                  draws: int = DRAWS, max_records: int = MAX_RECORDS, seed: int = 0,
+                  null_interval: Callable[[int], list[float]] | None = None) -> dict | None:
+    """A measure of synthetic records against real ones, beside the same measure between two disjoint
+    halves of the real ones, at N records per side (`class_counts`; without labels, one class).
+
+    `measure(x, reference, rng)` compares x with the reference. Each draw splits the real records of
+    every class into halves A and B and subsamples as many synthetic records S: value =
+    measure(S, A), floor = measure(B, A). Returns value and floor (means over draws), their central
+    95 % over draws (`value_interval`, `floor_interval`), N and the number of draws; None with fewer
+    than MIN_RECORDS per side. A measure too slow for many draws, whose spread at chance is known in
+    closed form, passes it as `null_interval(N)`: the floor's interval then comes from there.
     """
-    synthetic_to_train = nearest_distances(synthetic, train)
-    holdout_to_train = nearest_distances(holdout, train)
-    synthetic_to_holdout = nearest_distances(synthetic, holdout)
-    return {
-        "median_synthetic_to_train": float(np.median(synthetic_to_train)),
-        "median_holdout_to_train": float(np.median(holdout_to_train)),
-        "share_closer_than_any_holdout": float((synthetic_to_train < holdout_to_train.min()).mean()),
-        "share_nearer_train_than_holdout": float((synthetic_to_train < synthetic_to_holdout).mean()),
-        "share_expected_without_memorisation": len(train) / (len(train) + len(holdout)),
-        "exact_copies": int((synthetic_to_train <= copy_tolerance).sum()),
-    }
+    synthetic_y = np.zeros(len(synthetic), int) if synthetic_y is None else np.asarray(synthetic_y)
+    real_y = np.zeros(len(real), int) if real_y is None else np.asarray(real_y)
+    counts = class_counts(synthetic_y, real_y, max_records)
+    n = sum(counts.values())
+    if n < MIN_RECORDS:
+        return None
+    rng = np.random.default_rng(seed)
+    values, floors = [], []
+    for _ in range(draws):
+        half_a, half_b, subset = [], [], []
+        for c, k in counts.items():
+            order = rng.permutation(np.flatnonzero(real_y == c))
+            half_a.append(order[:k])
+            half_b.append(order[k : 2 * k])
+            subset.append(rng.choice(np.flatnonzero(synthetic_y == c), k, replace=False))
+        half_a, half_b, subset = (np.concatenate(part) for part in (half_a, half_b, subset))
+        values.append(measure(synthetic[subset], real[half_a], rng))
+        floors.append(measure(real[half_b], real[half_a], rng))
+    return {"value": float(np.mean(values)), "value_interval": _central(values), "floor": float(np.mean(floors)),
+            "floor_interval": null_interval(n) if null_interval else _central(floors), "n": int(n), "draws": draws}
+
+
+def _central(values) -> list[float]:
+    return [float(q) for q in np.percentile(values, [2.5, 97.5])]

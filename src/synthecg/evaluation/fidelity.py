@@ -1,11 +1,24 @@
 """The closeness report of one dataset's synthetic set: `results/fidelity/{dataset}/{generator}.json`.
 
-Embeddings come from the classifier trained on real data only (the `real` experiment), once per
-seed; FID, MMD and the discriminative score compare the real training records with the
-synthetic ones (the distribution the generator learnt); the memorisation check holds the real
-test records out. TSTR is the `synthetic` experiment's test score; TRTS scores the real-data
-classifier on the synthetic records. Amplitude, spectrum, heart rate and memorisation are
-measured on the signals and do not depend on a seed.
+Every distribution measure compares the synthetic records with real records that neither the
+generator nor the embedding classifier trained on: the validation and test splits (`REFERENCE`;
+the classifier trains on the training split and only picks its epoch on validation), never the
+training split, which an overfit embedder already tells apart from unseen records. Each stands
+beside its floor, the same measure between two halves of those real records at the same N
+(`synthecg.evaluation.closeness.against_floor`):
+
+- per seed, in the feature space of that seed's real-data classifier: FID, MMD² (one bandwidth
+  from the real records, a permutation p-value), a linear probe; TSTR (the `synthetic`
+  experiment's test score) and TRTS (the real classifier scored on the synthetic records), both
+  beside TRTR (the real classifier on the real test split, with its bootstrap interval);
+- once, on the signals: a small CNN discriminator, amplitude and spectrum differences, per class
+  the heart-rate distance and the share of records with a detectable rhythm (real side: every
+  real record of the class, since the held-out splits hold too few of the rare ones);
+- privacy (`synthecg.evaluation.privacy`): exact copies of training records, and the DCR share
+  and tail share on median beats against their permutation nulls.
+
+Each measure is a dict: value, floor, floor_interval, n (records per side) and, where a test
+exists, p. A measure with too few records is None.
 """
 
 import json
@@ -15,24 +28,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.signal import welch
 
-from synthecg.classifier.experiments import load_classifier, load_synthetic
+from synthecg.classifier.experiments import load_classifier
 from synthecg.classifier.training import predict_probabilities
-from synthecg.data.store import STANDARD_LEADS, load_split, metadata
+from synthecg.data.store import load_split, load_synthetic, metadata, to_millivolts
 from synthecg.errors import PipelineError
-from synthecg.evaluation.closeness import discriminative_score, frechet_distance, memorisation, mmd_rbf
+from synthecg.evaluation import privacy
+from synthecg.evaluation.closeness import (
+    DRAWS,
+    MIN_RECORDS,
+    against_floor,
+    amplitude_difference,
+    frechet_distance,
+    log_spectrum_difference,
+    median_bandwidth,
+    mmd2,
+    mmd2_permutation_p,
+)
+from synthecg.evaluation.discriminators import chance_interval, cnn_score, linear_probe_score
+from synthecg.evaluation.metrics import classification_metrics
 from synthecg.evaluation.quality import generator_quality, real_reference
 from synthecg.evaluation.rhythm import (
     analyse_records,
     heart_rate_by_class,
+    rate_against_floor,
     read_split_rhythm,
     rhythm_by_class,
 )
-from synthecg.evaluation.metrics import classification_metrics
 from synthecg.io import write_json_atomically
 
-MMD_MAX_RECORDS = 1000  # MMD is quadratic in the number of records
+REFERENCE = ("val", "test")  # real records unseen by generator and embedder (see the module docstring)
+CNN_DRAWS = 5  # each draw trains four small CNNs (two folds, value and floor); its floor's spread is binomial
+MAX_RHYTHM_PER_CLASS = 200  # synthetic records whose rhythm is read per class: ~60 ms each
+MAX_PRIVACY_QUERIES = 2000  # synthetic records the DCR statistics use (exact copies: all of them)
 
 
 @torch.no_grad()
@@ -41,10 +69,64 @@ def embed(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def spectrum_and_amplitude(x_mv: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean log10 power spectrum per lead [leads, freqs] and mean peak-to-peak amplitude per lead (mV)."""
-    _, power = welch(x_mv, fs=fs, nperseg=min(256, x_mv.shape[-1]), axis=-1)
-    return np.log10(power.mean(axis=0) + 1e-12), np.ptp(x_mv, axis=-1).mean(axis=0)
+def _per_class_subset(y: np.ndarray, most: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:most] for c in np.unique(y)]))
+
+
+def embedding_measures(model, synthetic: tuple[np.ndarray, np.ndarray], heldout: tuple[np.ndarray, np.ndarray],
+                       seed: int) -> dict:
+    """FID, MMD² and the linear probe of one seed's embedding, each against its floor; (records, labels) pairs."""
+    (synthetic_x, synthetic_y), (heldout_x, heldout_y) = synthetic, heldout
+    if len(heldout_y) < 2 * MIN_RECORDS:
+        return dict.fromkeys(("fid", "mmd2", "linear_probe_score"))
+    synthetic, real = embed(model, synthetic_x), embed(model, heldout_x)
+    bandwidth = median_bandwidth(real)
+    labelled = {"synthetic_y": synthetic_y, "real_y": heldout_y, "seed": seed}
+    measures = {
+        "fid": against_floor(lambda x, ref, _: frechet_distance(x, ref), synthetic, real, **labelled),
+        "mmd2": against_floor(lambda x, ref, _: mmd2(x, ref, bandwidth), synthetic, real, **labelled),
+        "linear_probe_score": against_floor(linear_probe_score, synthetic, real, **labelled),
+    }
+    if measures["mmd2"] is not None:  # the test: every held-out record against as many synthetic ones, class by class
+        rng = np.random.default_rng(seed)
+        rows = [[rng.permutation(np.flatnonzero(y == c))[: min((heldout_y == c).sum(), (synthetic_y == c).sum())]
+                 for c in np.unique(heldout_y)] for y in (synthetic_y, heldout_y)]
+        tested = [embedding[np.concatenate(part)] for embedding, part in zip((synthetic, real), rows)]
+        measures["mmd2"] |= {"p": mmd2_permutation_p(*tested, bandwidth, seed=seed), "bandwidth": bandwidth}
+    return measures
+
+
+def classifier_measures(model, meta: dict, test: dict, synthetic_x: np.ndarray, synthetic_y: np.ndarray,
+                        tstr_metrics: Path) -> dict:
+    """TSTR and TRTS macro-F1 beside TRTR: the real classifier on the real test split, with its interval."""
+    windows = model.config.eval_windows(meta["fs"])  # predicts as its test scoring did
+    predict = lambda x: predict_probabilities(model, x, torch.device("cpu"), windows=windows)  # noqa: E731
+    trtr = classification_metrics(test["y"], predict(test["x"]), meta["classes"]) if len(test["y"]) else {}
+    floor = {"floor": trtr.get("macro_f1"), "floor_interval": (trtr.get("intervals") or {}).get("macro_f1"),
+             "n": len(test["y"])}
+    trts = classification_metrics(synthetic_y, predict(synthetic_x), meta["classes"],
+                                  intervals=False)  # a large synthetic set would make the bootstrap slow
+    tstr = json.loads(Path(tstr_metrics).read_text())
+    return {
+        "tstr_macro_f1": {"value": tstr.get("macro_f1"),
+                          "value_interval": (tstr.get("intervals") or {}).get("macro_f1"), **floor},
+        "trts_macro_f1": {"value": trts.get("macro_f1"), **floor},
+    }
+
+
+def privacy_measures(synthetic_x: np.ndarray, train_x: np.ndarray, heldout_x: np.ndarray, fs: int) -> dict:
+    """Exact copies of training records (all synthetic records, raw signals) and the DCR statistics on
+    median beats against their permutation null."""
+    copies = privacy.exact_copies(synthetic_x, train_x)
+    report = {"representation": f"median beats, {privacy.BEAT_WINDOW_S[0]:g} to {privacy.BEAT_WINDOW_S[1]:g} s "
+                                "around each QRS, normalised units",
+              "exact_copies": {"value": int(copies.sum()), "floor": 0, "n": len(copies)}}
+    if len(heldout_x) and len(train_x):
+        rng = np.random.default_rng(0)
+        queries = synthetic_x[np.sort(rng.permutation(len(synthetic_x))[:MAX_PRIVACY_QUERIES])]
+        beats = [privacy.median_beats(x, fs) for x in (queries, train_x, heldout_x)]
+        report |= privacy.membership(*beats)
+    return report
 
 
 def compute_fidelity(
@@ -55,75 +137,59 @@ def compute_fidelity(
     out_json: Path,
     real_rhythm_csv: Path,
 ) -> dict:
-    """Closeness of one synthetic set to its real data; the classifier-based scores once per seed.
-
-    `real_models` and `tstr_metrics` map each seed to its `real` classifier and its `synthetic`
-    experiment's metrics. Measures on the signals themselves do not depend on the seed.
-    `real_rhythm_csv` is the dataset's `split_rhythms` table.
-    """
+    """Closeness of one synthetic set to its real data (module docstring); the classifier-based
+    scores once per seed. `real_models` and `tstr_metrics` map each seed to its `real` classifier
+    and its `synthetic` experiment's metrics; `real_rhythm_csv` is the dataset's `split_rhythms` table."""
     meta = metadata(real_h5)
-    train = load_split(real_h5, "train", normalised=True)
-    test = load_split(real_h5, "test", normalised=True)
+    splits = {s: load_split(real_h5, s, normalised=True) for s in ("train", *REFERENCE) if meta["splits"].get(s)}
+    empty = {"x": np.zeros((0, len(meta["leads"]), round(meta["fs"] * meta["seconds"])), np.float32),
+             "y": np.zeros(0, np.int64)}
+    train, test = splits.get("train", empty), splits.get("test", empty)
+    heldout = tuple(np.concatenate([splits.get(s, empty)[key] for s in REFERENCE]) for key in ("x", "y"))
+    heldout_x = heldout[0]
     synthetic_x, synthetic_y = load_synthetic(synthetic_h5, meta)
     if len(synthetic_x) < 2 or len(train["x"]) < 2:
         raise PipelineError(f"{real_h5}: closeness needs at least two real and two synthetic records")
     by_seed = {}
     for seed, model_path in sorted(real_models.items()):
         model = load_classifier(model_path)
-        windows = model.config.eval_windows(meta["fs"])  # predicts as its test scoring did
-        real_embedding, synthetic_embedding = embed(model, train["x"]), embed(model, synthetic_x)
-        rng = np.random.default_rng(seed)
-        subset = lambda e: e[rng.permutation(len(e))[:MMD_MAX_RECORDS]]  # noqa: E731
-        trts = classification_metrics(
-            synthetic_y,
-            predict_probabilities(model, synthetic_x, torch.device("cpu"), windows=windows),
-            meta["classes"],
-            intervals=False,  # only its macro-F1 is kept; a large synthetic set would make the bootstrap slow
-        )
-        tstr = json.loads(Path(tstr_metrics[seed]).read_text())
-        by_seed[seed] = {
-            "fid": frechet_distance(real_embedding, synthetic_embedding),
-            "mmd": mmd_rbf(subset(real_embedding), subset(synthetic_embedding)),
-            "discriminative_accuracy": discriminative_score(real_embedding, synthetic_embedding, seed),
-            "tstr_macro_f1": tstr.get("macro_f1"),
-            "tstr_accuracy": tstr.get("accuracy"),
-            "trts_macro_f1": trts.get("macro_f1"),
-            "trts_accuracy": trts.get("accuracy"),
-        }
-    real_mv, synthetic_mv = to_millivolts(train["x"], meta), to_millivolts(synthetic_x, meta)
-    real_psd, real_amplitude = spectrum_and_amplitude(real_mv, meta["fs"])
-    synthetic_psd, synthetic_amplitude = spectrum_and_amplitude(synthetic_mv, meta["fs"])
-    real_rhythm = read_split_rhythm(pd.read_csv(real_rhythm_csv), "train", len(real_mv), real_rhythm_csv)
-    synthetic_rhythm = analyse_records(synthetic_mv, meta["fs"], meta["leads"])
+        by_seed[seed] = {**embedding_measures(model, (synthetic_x, synthetic_y), heldout, seed),
+                         **classifier_measures(model, meta, test, synthetic_x, synthetic_y, tstr_metrics[seed])}
+    signal = lambda measure: lambda x, ref, _: measure(x, ref)  # noqa: E731 - a draw's rng unused
+    sides = (synthetic_x, heldout_x, synthetic_y, heldout[1])
+    signals = {
+        "cnn_score": against_floor(cnn_score, *sides, draws=CNN_DRAWS, null_interval=chance_interval),
+        "amplitude_difference": against_floor(signal(amplitude_difference), *sides),
+        "log_spectrum_difference": against_floor(signal(log_spectrum_difference), *sides),
+    }
+    # Rhythm: every real record (all splits, as read once per dataset) against a per-class subset of synthetic ones.
+    table = pd.read_csv(real_rhythm_csv)
+    real_rhythm = pd.concat([read_split_rhythm(table, split, len(part["y"]), real_rhythm_csv)
+                             for split, part in splits.items()], ignore_index=True)
+    real_y = np.concatenate([part["y"] for part in splits.values()])
+    keep = _per_class_subset(synthetic_y, MAX_RHYTHM_PER_CLASS, np.random.default_rng(0))
+    synthetic_rhythm = analyse_records(to_millivolts(synthetic_x[keep], meta), meta["fs"], meta["leads"])
+    heart_rate = heart_rate_by_class(real_rhythm, real_y, synthetic_rhythm, synthetic_y[keep], meta["classes"])
+    for name, floored in rate_against_floor(real_rhythm, real_y, synthetic_rhythm, synthetic_y[keep],
+                                            meta["classes"]).items():
+        heart_rate[name]["against_floor"] = floored
     report = {
         "dataset": meta["dataset"],
         "generator": metadata(synthetic_h5[0])["generator"],
         "classes": meta["classes"],
-        "n_real_train": int(len(train["x"])),
+        "reference": "+".join(REFERENCE),
+        "n_real": {"train": int(len(train["x"])), "reference": int(len(heldout_x))},
         "n_synthetic": int(len(synthetic_x)),
+        "draws": {"embedding_and_signal": DRAWS, "cnn": CNN_DRAWS},
         "by_seed": by_seed,
-        "memorisation": memorisation(synthetic_x, train["x"], test["x"]) if len(test["x"]) else None,
-        "amplitude_mv": {
-            lead: {"real": float(r), "synthetic": float(s)}
-            for lead, r, s in zip(STANDARD_LEADS, real_amplitude, synthetic_amplitude)
-        },
-        "log_power_spectrum_mean_abs_difference": {
-            lead: float(np.abs(r - s).mean()) for lead, r, s in zip(STANDARD_LEADS, real_psd, synthetic_psd)
-        },
-        "heart_rate_bpm": heart_rate_by_class(real_rhythm, train["y"], synthetic_rhythm, synthetic_y, meta["classes"]),
-        "rhythm": {
-            "real": rhythm_by_class(real_rhythm, train["y"], meta["classes"]),
-            "synthetic": rhythm_by_class(synthetic_rhythm, synthetic_y, meta["classes"]),
-        },
+        "signals": signals,
+        "privacy": privacy_measures(synthetic_x, train["x"], heldout_x, meta["fs"]),
+        "heart_rate_bpm": heart_rate,
+        "rhythm": {"real": rhythm_by_class(real_rhythm, real_y, meta["classes"]),
+                   "synthetic": rhythm_by_class(synthetic_rhythm, synthetic_y[keep], meta["classes"])},
     }
     write_json_atomically(report, out_json)
     return report
-
-
-def to_millivolts(x_normalised: np.ndarray, meta: dict) -> np.ndarray:
-    std = np.asarray(meta["norm_std"])[None, :, None]
-    mean = np.asarray(meta["norm_mean"])[None, :, None]
-    return x_normalised * std + mean
 
 
 def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, max_records: int = 2000):

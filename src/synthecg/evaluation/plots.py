@@ -16,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from synthecg.data.store import STANDARD_LEADS, load_split, metadata
-from synthecg.evaluation.tables import FIDELITY_METRICS, REAL_ONLY, SCRATCH, format_mean_std, read_json
+from synthecg.evaluation.tables import REAL_ONLY, SCRATCH, format_mean_std, read_json
 from synthecg.io import partial_path
 
 sns.set_theme(style="whitegrid", context="paper")
@@ -118,25 +118,35 @@ def augmentation_gains(comparisons: pd.DataFrame, path: Path, metric: str = METR
 
 
 def fidelity_heatmap(summary: pd.DataFrame, path: Path) -> None:
-    """One row per dataset and generator, one column per closeness measure.
+    """One row per dataset and generator, one column per closeness measure (`tables.fidelity_summary`).
 
-    The measures have different units, so each column's colour is scaled to its own range;
-    the cells show the values (mean ± std over seeds).
+    Colour: how far the value lies beyond its floor on the measure's worse side, in units of the
+    floor's interval (`excess`: 0 at the floor, 1 at the interval's edge; better than the floor
+    reads 0), so that every column reads the same way whatever its unit or direction. Cells show the
+    value over the floor; a frame marks a verdict of "beyond floor".
     """
     if summary.empty:
         return _empty(path, "no closeness reports")
     summary = summary.assign(row=summary["dataset"] + " / " + summary["generator"])
-    columns = [m for m in FIDELITY_METRICS if m in set(summary.metric)]
-    means = summary.pivot(index="row", columns="metric", values="mean")[columns]
-    text = summary.assign(cell=[format_mean_std(m, s, 2) for m, s in zip(summary["mean"], summary["std"])])
-    text = text.pivot(index="row", columns="metric", values="cell")[columns]
-    span = (means.max() - means.min()).replace(0, 1)
-    scaled = (means - means.min()) / span
-    figure, axis = plt.subplots(figsize=(1.5 * len(columns) + 2, 0.5 * len(means) + 1.5))
-    sns.heatmap(scaled, annot=text.fillna("–").to_numpy(), fmt="", cmap="rocket_r", cbar=False, ax=axis,
-                annot_kws={"fontsize": 7}, linewidths=0.5)
-    axis.set(xlabel="", ylabel="")
-    axis.set_xticklabels([c.replace("_", "\n") for c in columns], rotation=0, fontsize=7)
+    columns = list(dict.fromkeys(summary["metric"]))
+    cells = summary.set_index(["row", "metric"])
+    rows = list(dict.fromkeys(summary["row"]))
+    excess = cells["excess"].unstack().reindex(index=rows, columns=columns).clip(lower=0, upper=4)
+    text = cells.apply(lambda r: f"{format_mean_std(r['mean'], np.nan, 2)}\n({format_mean_std(r['floor'], np.nan, 2)})",
+                       axis=1).unstack().reindex(index=rows, columns=columns)
+    figure, axis = plt.subplots(figsize=(0.9 * len(columns) + 2.5, 0.55 * len(rows) + 2))
+    sns.heatmap(excess.astype(float), annot=text.fillna("–").to_numpy(), fmt="", cmap="rocket_r", vmin=0, vmax=4,
+                ax=axis, annot_kws={"fontsize": 6}, linewidths=0.5,
+                cbar_kws={"label": "beyond the floor (floor-interval widths; 1 = its edge)"})
+    for i, row in enumerate(rows):
+        for j, metric in enumerate(columns):
+            if (row, metric) in cells.index and cells.loc[(row, metric), "verdict"] == "beyond floor":
+                axis.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="deepskyblue", linewidth=2))
+    arrows = {"lower": "↓", "higher": "↑"}
+    better = dict(zip(summary["metric"], summary["better"]))
+    axis.set(xlabel="", ylabel="", title="value (floor: real vs real); ↓ lower is better, ↑ higher is better")
+    axis.set_xticklabels([f"{c.replace('_', ' ')} {arrows[better[c]]}" for c in columns], rotation=60, ha="right",
+                         fontsize=7)
     save(figure, path)
 
 

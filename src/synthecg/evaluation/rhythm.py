@@ -183,6 +183,30 @@ def heart_rate_by_class(real: pd.DataFrame, real_y: np.ndarray, synthetic: pd.Da
     return report
 
 
+def rate_against_floor(real: pd.DataFrame, real_y: np.ndarray, synthetic: pd.DataFrame, synthetic_y: np.ndarray,
+                       classes: Sequence[str], seed: int = 0) -> dict:
+    """Per class with records on both sides: the Wasserstein-1 distance (bpm) between synthetic and real
+    heart rates, and the share of synthetic records with a detectable rhythm minus that of real ones
+    (`detectable_gap`; below 0: fewer readable records than real), each beside its floor:
+    the same figure for half of the real records of the class against the other half, at the same
+    N (`synthecg.evaluation.closeness.against_floor`). None where a side has too few records."""
+    from synthecg.evaluation.closeness import against_floor
+
+    report = {}
+    for index, name in enumerate(classes):
+        real_part, synthetic_part = real[np.asarray(real_y) == index], synthetic[np.asarray(synthetic_y) == index]
+        if not len(real_part) or not len(synthetic_part):
+            continue
+        rates = [part["heart_rate_bpm"].dropna().to_numpy() for part in (synthetic_part, real_part)]
+        detected = [part["detected"].to_numpy(float) for part in (synthetic_part, real_part)]
+        report[name] = {
+            "wasserstein_bpm": against_floor(lambda x, ref, rng: wasserstein_distance(x, ref), *rates, seed=seed),
+            # A difference of shares, so that the floor holds both halves' sampling, not one's.
+            "detectable_gap": against_floor(lambda x, ref, rng: float(x.mean() - ref.mean()), *detected, seed=seed),
+        }
+    return report
+
+
 def split_rhythms(real_h5) -> pd.DataFrame:
     """The rhythm of every record of a dataset's HDF5, split by split: columns split, row and `COLUMNS`.
 

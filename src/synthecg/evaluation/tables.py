@@ -9,6 +9,9 @@ from the runs' stored test predictions on resamples shared by every run of a dat
 (synthecg.evaluation.statistics): with one seed it is that run's interval, with several the
 interval of the seed mean, the test records resampled jointly across seeds. The comparisons
 table tests paired differences over seeds (paired t-test, Holm-corrected per metric).
+
+The closeness (fidelity) table has one row per dataset, generator and measure, each beside its
+floor (what real records score against real records) and the side that is better.
 """
 
 import json
@@ -33,18 +36,27 @@ from synthecg.io import write_csv_atomically, write_text_atomically
 
 CLASSIFIER_METRICS = ["macro_f1", "macro_auroc", "accuracy", "balanced_accuracy"]
 MARKDOWN_CLASSIFIER_METRICS = ["macro_f1", "macro_auroc"]  # the CSV has them all; Markdown stays readable
-FIDELITY_METRICS = [
-    "fid",
-    "mmd",
-    "discriminative_accuracy",
-    "tstr_macro_f1",
-    "trts_macro_f1",
-    "closer_than_any_holdout",
-    "nearer_train_excess",
-    "amplitude_relative_difference",
-    "log_spectrum_difference",
-    "heart_rate_wasserstein_bpm",
-]
+# Closeness measures in table order, with the side that is better (synthecg.evaluation.fidelity; README →
+# Closeness of synthetic to real). Per-class ones are listed as "<measure>/<class>".
+FIDELITY_BETTER = {
+    "fid": "lower",
+    "mmd2": "lower",
+    "linear_probe_score": "lower",
+    "cnn_score": "lower",
+    "tstr_macro_f1": "higher",
+    "trts_macro_f1": "higher",
+    "amplitude_difference": "lower",
+    "log_spectrum_difference": "lower",
+    "heart_rate_wasserstein_bpm": "lower",
+    "detectable_rhythm_gap": "higher",
+    "exact_copies": "lower",
+    "dcr_share": "lower",  # above the null: nearer the training records than chance
+    "dcr_tail_share": "lower",  # above the null: the nearest synthetic records hug training records
+}
+FIDELITY_METRICS = list(FIDELITY_BETTER)
+COUNT_METRICS = {"exact_copies"}  # shown as whole numbers
+SIGNIFICANCE = 0.05
+MIN_VERDICT_RECORDS = 10  # per side: below, a floor's range moves in steps too coarse to judge by (1/5 of a share at 5)
 REAL_ONLY = "real only"
 SCRATCH = "scratch"  # random initialisation, trained on the fine-tuning runs' real subset
 CLASSICAL = "classical"  # augment's generator-free control: jitter, scaling, shift, wander on real records
@@ -131,40 +143,34 @@ def collect_runs(paths: Iterable[Path]) -> pd.DataFrame:
 
 
 def collect_fidelity(paths: Iterable[Path]) -> pd.DataFrame:
-    """Long table of closeness reports: dataset, generator, seed, metric, value.
-
-    Seed-dependent scores come once per seed; scores measured on the signals alone are
-    repeated for every seed so that each cell has the same seeds.
-    """
+    """Long table of closeness reports, one row per computed value: dataset, generator, metric, seed
+    (NaN for measures of the signals, computed once), value, floor, floor_low, floor_high, p, records
+    (N per side). A measure a report could not compute has a NaN value."""
     rows = []
     for path in paths:
         report = read_json(path)
-        memorised = report.get("memorisation") or {}
-        signal_scores = {
-            "closer_than_any_holdout": memorised.get("share_closer_than_any_holdout"),
-            # 0 when the nearest real record of a synthetic one is a training record no more often than chance.
-            "nearer_train_excess": (memorised["share_nearer_train_than_holdout"]
-                                    - memorised["share_expected_without_memorisation"]) if memorised else None,
-            "amplitude_relative_difference": float(np.mean([
-                abs(v["synthetic"] - v["real"]) / v["real"] for v in report["amplitude_mv"].values() if v["real"] > 0
-            ])),
-            "log_spectrum_difference": float(np.mean(list(report["log_power_spectrum_mean_abs_difference"].values()))),
-            "heart_rate_wasserstein_bpm": _mean_or_none(
-                [c["wasserstein_bpm"] for c in report.get("heart_rate_bpm", {}).values()]
-            ),
-        }
+        keys = {"dataset": report["dataset"], "generator": report["generator"]}
         for seed, scores in report["by_seed"].items():
-            values = {**scores, **signal_scores}
-            for metric in FIDELITY_METRICS:
-                value = values.get(metric)
-                rows.append({"dataset": report["dataset"], "generator": report["generator"], "seed": int(seed),
-                             "metric": metric, "value": np.nan if value is None else float(value)})
-    return pd.DataFrame(rows, columns=["dataset", "generator", "seed", "metric", "value"])
+            rows += [_fidelity_row(keys, metric, scores.get(metric), int(seed)) for metric in FIDELITY_METRICS
+                     if metric in scores]
+        once = {**(report.get("signals") or {}), **(report.get("privacy") or {})}
+        for name, entry in (report.get("heart_rate_bpm") or {}).items():
+            floored = entry.get("against_floor") or {}
+            once[f"heart_rate_wasserstein_bpm/{name}"] = floored.get("wasserstein_bpm")
+            once[f"detectable_rhythm_gap/{name}"] = floored.get("detectable_gap")
+        rows += [_fidelity_row(keys, metric, value, np.nan) for metric, value in once.items()
+                 if metric.split("/")[0] in FIDELITY_BETTER]
+    columns = ["dataset", "generator", "metric", "seed", "value", "floor", "floor_low", "floor_high", "p", "records"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _mean_or_none(values: list) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else None
+def _fidelity_row(keys: dict, metric: str, entry: dict | None, seed: float) -> dict:
+    entry = entry or {}
+    low, high = entry.get("floor_interval") or (None, None)
+    number = lambda value: np.nan if value is None else float(value)  # noqa: E731
+    return {**keys, "metric": metric, "seed": seed, "value": number(entry.get("value")),
+            "floor": number(entry.get("floor")), "floor_low": number(low), "floor_high": number(high),
+            "p": number(entry.get("p")), "records": number(entry.get("n"))}
 
 
 def mean_std(long: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -278,7 +284,75 @@ def _level(setting: str) -> float:
 
 
 def fidelity_summary(fidelity: pd.DataFrame) -> pd.DataFrame:
-    return mean_std(fidelity, ["dataset", "generator", "metric"])
+    """One row per dataset, generator and measure: mean, std and n over seeds (a measure of the
+    signals has no seeds: n = 0, no std), the floor and its interval (means over seeds), the
+    largest p over seeds, N per side, the better side, how far the value lies beyond the floor
+    (`excess`, module note) and the verdict."""
+    by = ["dataset", "generator", "metric"]
+    grouped = fidelity.groupby(by, sort=False)
+    summary = grouped["value"].agg(mean="mean", std="std").reset_index()
+    summary["n"] = (fidelity["seed"].notna() & fidelity["value"].notna()).groupby(
+        [fidelity[key] for key in by], sort=False).sum().to_numpy()  # seeds that measured it
+    summary = summary.join(grouped[["floor", "floor_low", "floor_high", "records"]].mean().reset_index(drop=True))
+    summary["p"] = grouped["p"].max().to_numpy()
+    summary["better"] = [FIDELITY_BETTER[m.split("/")[0]] for m in summary["metric"]]
+    summary["excess"] = [_excess(*row) for row in summary[["mean", "floor", "floor_low", "floor_high", "better"]]
+                         .itertuples(index=False)]
+    summary["verdict"] = [_fidelity_verdict(e, p, r) for e, p, r in zip(summary["excess"], summary["p"],
+                                                                        summary["records"])]
+    return summary
+
+
+def _excess(value, floor, low, high, better) -> float:
+    """How far a value lies on the worse side of its floor, in units of the floor interval's half
+    on that side: 0 at the floor, 1 at the interval's edge, below 0 better than real; NaN without a floor."""
+    if pd.isna(value) or pd.isna(floor):
+        return np.nan
+    gap = value - floor if better == "lower" else floor - value
+    width = (high - floor if better == "lower" else floor - low) if pd.notna(low) and pd.notna(high) else 0.0
+    if width > 0:
+        return float(gap / width)
+    return 0.0 if gap <= 0 else np.inf  # no spread (exact copies: floor 0): any excess is beyond it
+
+
+def _fidelity_verdict(excess: float, p: float, records: float) -> str:
+    """Beyond the floor where a permutation test says so (p < 0.05) or, without a test, where the
+    value lies outside the floor's interval on the worse side; no verdict with too few records."""
+    if pd.notna(records) and records < MIN_VERDICT_RECORDS:
+        return f"N < {MIN_VERDICT_RECORDS}"
+    if pd.notna(p):
+        return "beyond floor" if p < SIGNIFICANCE else "within floor"
+    if pd.isna(excess):
+        return "–"
+    return "beyond floor" if excess > 1 else "within floor"
+
+
+def fidelity_markdown(summary: pd.DataFrame, digits: int = 3) -> str:
+    """One row per dataset, generator and measure: value (± std over seeds), floor [95 % range], p,
+    N per side, seeds, the better side and the verdict."""
+    if summary.empty:
+        return "no closeness report\n"
+    number = lambda v: "–" if pd.isna(v) else f"{v:.{digits}g}" if abs(v) >= 1000 else f"{v:.{digits}f}"  # noqa: E731
+    shown = pd.DataFrame({
+        "dataset": summary["dataset"], "generator": summary["generator"], "measure": summary["metric"],
+        "better": summary["better"],
+        "value": [f"{m:.0f}" if metric in COUNT_METRICS and pd.notna(m) else
+                  format_mean_std(m, s if n > 1 else np.nan, digits)
+                  for metric, m, s, n in zip(summary["metric"], summary["mean"], summary["std"], summary["n"])],
+        "floor [95 % range]": [number(f) + ("" if pd.isna(lo) else f" [{number(lo)}, {number(hi)}]")
+                               for f, lo, hi in zip(summary["floor"], summary["floor_low"], summary["floor_high"])],
+        "p": [_format_p(p) for p in summary["p"]],
+        "N": ["–" if pd.isna(r) else str(int(r)) for r in summary["records"]],
+        "seeds": [str(n) if n else "–" for n in summary["n"]],
+        "verdict": summary["verdict"],
+    })
+    note = ("value: mean ± std over seeds (seeds: how many; – for measures of the signals, computed once). floor: the "
+            "same measure for two disjoint halves of real records at the same N per side (TSTR, TRTS: TRTR, the "
+            "real classifier on the real test split, with its bootstrap interval; dcr_*: the permutation null's "
+            "median and central 95 %), what a perfect generator scores. verdict: beyond floor where p < 0.05 "
+            "(one-sided permutation test) or, without a test, where the value lies outside the floor's range on "
+            "the worse side; none below N = " + str(MIN_VERDICT_RECORDS) + " per side.")
+    return plain_markdown(shown) + f"\n{note}\n"
 
 
 def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
@@ -451,10 +525,11 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
         "fidelity": (fidelity_summary(collect_fidelity(fidelity_reports)), ["dataset", "generator"], ["metric"]),
     }
     for name, (summary, rows, columns) in tables.items():
-        write_csv_atomically(widen(summary, rows, columns), out[f"{name}_csv"])
-        if name == "fidelity":
-            write_text_atomically(to_markdown(summary, rows, columns), out[f"{name}_md"])
+        if name == "fidelity":  # already one row per measure
+            write_csv_atomically(summary, out[f"{name}_csv"])
+            write_text_atomically(fidelity_markdown(summary), out[f"{name}_md"])
         else:
+            write_csv_atomically(widen(summary, rows, columns), out[f"{name}_csv"])
             shown = summary[summary.metric.isin(MARKDOWN_CLASSIFIER_METRICS)]
             write_text_atomically(to_markdown(shown, rows, columns, detail=True,
                                               note=f"{INTERVAL_NOTE} {seed_note}"), out[f"{name}_md"])
