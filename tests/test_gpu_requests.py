@@ -31,7 +31,7 @@ def gpu_requests(workdir) -> dict[str, set[int]]:
 ])
 def test_model_jobs_ask_for_a_gpu_as_configured_and_no_other_job_does(tmp_path, mirror, gpu_jobs, device, expected):
     write_config(tmp_path, physionet_url=str(mirror), gpu_jobs=gpu_jobs,
-                 experiments={"seeds": [0], "augment_ratios": [1], "finetune_fractions": [0], "device": device},
+                 experiments={"seeds": [0], "augment_ratios": [1], "finetune_fractions": [0, 1.0], "device": device},
                  generators={"names": ["diffwave"], "training": {"device": device}})
     requests = gpu_requests(tmp_path)
     assert MODEL_RULES <= set(requests)

@@ -82,10 +82,15 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
         assert report["heart_rate_bpm"] and all("wasserstein_bpm" in c for c in report["heart_rate_bpm"].values())
     tables = tmp_path / "results/tables"
     augmentation = pd.read_csv(tables / "augmentation.csv")
-    assert list(augmentation.generator) == ["real only", "diffwave", "diffwave"]
-    assert augmentation["ptbxl/macro_f1/n"].tolist() == [1, 1, 1]
+    assert list(augmentation.generator) == ["real only", "shuffled labels", "majority class", "diffwave", "diffwave",
+                                            "classical", "classical", "diffwave (balance)"]
+    assert augmentation["ptbxl/macro_f1/n"].tolist() == [1] * 8
     transfer = pd.read_csv(tables / "transfer.csv")
-    assert set(zip(transfer.generator, transfer.fraction)) == {("diffwave", 0.0), ("diffwave", 1.0), ("real only", 1.0)}
+    assert set(zip(transfer.generator, transfer.fraction)) == {("diffwave", 0.0), ("diffwave", 1.0), ("scratch", 1.0),
+                                                               ("real only", 1.0)}
+    comparisons = pd.read_csv(tables / "comparisons.csv")
+    assert {"real only vs shuffled labels", "augment vs classical", "finetune vs scratch"} <= set(comparisons.comparison)
+    assert set(comparisons.verdict) == {"n < 2: no test"}  # one seed: nothing is claimed
     fidelity = pd.read_csv(tables / "fidelity.csv")  # one row per dataset, generator and measure
     assert list(dict.fromkeys(zip(fidelity.dataset, fidelity.generator))) == [(d, "diffwave") for d in
                                                                             ("ptbxl", "chapman", "merged")]
@@ -111,4 +116,4 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     configure(tmp_path, mirror, experiments={**EXPERIMENTS, "balance_target": 100})
     assert planned_jobs(tmp_path) == {"classifier_balance": 3, "classifiers": 1}
     configure(tmp_path, mirror, experiments={**EXPERIMENTS, "arms": ["real", "synthetic", "finetune"]})
-    assert planned_jobs(tmp_path) == {"classifiers": 1}  # fewer arms: nothing to run, nothing lost
+    assert planned_jobs(tmp_path) == {}  # fewer arms: nothing to run, nothing lost

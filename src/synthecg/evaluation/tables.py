@@ -60,9 +60,13 @@ MIN_VERDICT_RECORDS = 10  # per side: below, a floor's range moves in steps too 
 REAL_ONLY = "real only"
 SCRATCH = "scratch"  # random initialisation, trained on the fine-tuning runs' real subset
 CLASSICAL = "classical"  # augment's generator-free control: jitter, scaling, shift, wander on real records
-COMPARISONS = ["augment vs real only", "augment vs classical", "balance vs real only", "finetune vs scratch",
-               "generator vs generator (TSTR)"]
+SHUFFLED = "shuffled labels"  # the real training split with permuted labels: what learning nothing scores
+MAJORITY = "majority class"  # every test record predicted as the largest training class
+COMPARISONS = ["real only vs shuffled labels", "real only vs majority class", "augment vs real only",
+               "augment vs classical", "balance vs real only", "finetune vs scratch", "generator vs generator (TSTR)"]
 REAL_RUN = ("real", "none", "all")
+SHUFFLED_RUN = ("shuffled", "none", "all")
+MAJORITY_RUN = ("majority", "none", "all")
 # What the seeds of a cell vary: stated under every classifier table; edit here when seeds vary more.
 def seed_variance(generator_replicates: int) -> str:
     """What n counts, given how many generator replicates the runs used (generators.replicates)."""
@@ -127,6 +131,8 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
             except ValueError:
                 raise PipelineError(f"{path}: its test records differ from those of the dataset's other runs; "
                                     "rerun the runs scored on an older split") from None
+        if keys["experiment"] == "real" and metrics.get("majority_class_baseline"):
+            rows += _majority_rows(keys, run, metrics, resamples)
     runs = pd.DataFrame(rows, columns=["dataset", "experiment", "generator", "setting", "seed", "run", "metric",
                                        "value"])
     runs["seed"] = runs["seed"].astype(int)
@@ -135,6 +141,21 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
     per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
                                                  "measure", "value"])
     return ClassifierRuns(runs, per_class, resamples, max(1, len(replicates)))
+
+
+def _majority_rows(keys: dict, run: str, metrics: dict, resamples: SharedResamples) -> list[dict]:
+    """The majority-class floor a real run reports, as a run of its own (experiment `majority`):
+    every test record predicted as the largest class of that run's training records."""
+    keys = {**keys, "experiment": MAJORITY_RUN[0]}
+    run = run.replace("/real/", f"/{MAJORITY_RUN[0]}/", 1)
+    floor = metrics["majority_class_baseline"]
+    counts = [metrics["train_records_per_class"][name] for name in metrics["classes"]]
+    if metrics.get("test_labels") is not None:
+        probabilities = np.zeros((len(metrics["test_labels"]), len(counts)))
+        probabilities[:, int(np.argmax(counts))] = 1.0
+        resamples.add(keys["dataset"], run, metrics["test_labels"], probabilities)
+    return [{**keys, "run": run, "metric": metric, "value": np.nan if floor.get(metric) is None else float(floor[metric])}
+            for metric in CLASSIFIER_METRICS]
 
 
 def collect_runs(paths: Iterable[Path]) -> pd.DataFrame:
@@ -196,13 +217,15 @@ def summarise(long: pd.DataFrame, by: list[str], resamples: SharedResamples | No
 
 
 def augmentation_summary(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
-    """Rows: real only, then each generator (and the classical control) at each ratio, then the
-    balance runs (ratio –: each class is topped up to the majority count); dataset, metric, mean, std, n."""
+    """Rows: real only, its floors (shuffled labels, majority class; ratio –), then each generator
+    (and the classical control) at each ratio, then the balance runs (ratio –: each class is topped up to the majority count); dataset, metric, mean, std, n."""
     real = runs[runs.experiment == "real"].assign(generator=REAL_ONLY, level=0.0)
+    floors = [runs[runs.experiment == SHUFFLED_RUN[0]].assign(generator=SHUFFLED, level=np.nan),
+              runs[runs.experiment == MAJORITY_RUN[0]].assign(generator=MAJORITY, level=np.nan)]
     augment = runs[runs.experiment == "augment"]
     balance = runs[runs.experiment == "balance"]
     balance = balance.assign(generator=balance["generator"] + " (balance)", level=np.nan)
-    return summarise(pd.concat([real, augment, balance]), ["generator", "level", "dataset", "metric"],
+    return summarise(pd.concat([real, *floors, augment, balance]), ["generator", "level", "dataset", "metric"],
                      resamples).rename(columns={"level": "ratio"})
 
 
@@ -220,6 +243,10 @@ def _label(experiment: str, generator: str, setting: str) -> str:
     """How a comparison names one cell of the grid."""
     if (experiment, generator, setting) == REAL_RUN:
         return REAL_ONLY
+    if (experiment, generator, setting) == SHUFFLED_RUN:
+        return SHUFFLED
+    if (experiment, generator, setting) == MAJORITY_RUN:
+        return MAJORITY
     if experiment == "scratch":
         return f"{SCRATCH} {setting}"
     if experiment == "synthetic":
@@ -237,6 +264,9 @@ def comparison_grid(runs: pd.DataFrame) -> list[tuple[str, str, tuple, tuple]]:
         found = []
         cells = list(dict.fromkeys(part[["experiment", "generator", "setting"]].itertuples(index=False, name=None)))
         present = set(cells)
+        for floor, name in ((SHUFFLED_RUN, "real only vs shuffled labels"), (MAJORITY_RUN, "real only vs majority class")):
+            if REAL_RUN in present and floor in present:
+                found.append((name, REAL_RUN, floor))
         for cell in cells:
             experiment, generator, setting = cell
             if experiment == "augment" and REAL_RUN in present:
