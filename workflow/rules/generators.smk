@@ -2,6 +2,8 @@
 # (generators.replicates: independently seeded trainings, each with its own samples).
 
 
+# Training is the run's longest chain (train -> sample -> every classifier that uses the samples):
+# started first, it overlaps with the classifiers that need no generator instead of following them.
 rule train_generator:
     input:
         h5="results/data/{source}.h5",
@@ -14,6 +16,7 @@ rule train_generator:
         "results/logs/generators/{source}/{generator}/rep{replicate}.log",
     benchmark:
         "results/benchmarks/generators/{source}/{generator}/rep{replicate}.tsv"
+    priority: 50
     conda:
         "../../envs/torch.yaml"
     threads: config["generators"]["resources"]["threads"]
@@ -48,6 +51,7 @@ rule sample_synthetic:
         "results/logs/synthetic/{source}/{generator}/rep{replicate}.log",
     benchmark:
         "results/benchmarks/synthetic/{source}/{generator}/rep{replicate}.tsv"
+    priority: 50
     conda:
         "../../envs/torch.yaml"
     threads: config["generators"]["resources"]["threads"]
