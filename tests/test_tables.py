@@ -20,6 +20,8 @@ from synthecg.evaluation.tables import (
     collect_runs,
     comparisons,
     comparisons_markdown,
+    merged_markdown,
+    merged_summary,
     fidelity_markdown,
     fidelity_summary,
     format_mean_std,
@@ -178,7 +180,8 @@ def test_fidelity_table_has_one_row_per_value_its_floor_and_a_verdict(tmp_path):
 def test_write_tables_writes_every_file_and_rejects_a_stray_path(runs, tmp_path):
     out = {"runs": tmp_path / "t/runs.csv", "cells": tmp_path / "t/cells.csv"} | {
         f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
-        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons") for kind in ("csv", "md")
+        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons", "merged_vs_single")
+        for kind in ("csv", "md")
     }
     write_tables(runs, [fidelity_report(tmp_path, "diffwave", [1.0])], out, [quality_report(tmp_path, "diffwave")])
     assert all(path.exists() for path in out.values())
@@ -305,6 +308,75 @@ def test_a_planted_gain_is_better_a_null_one_is_not_and_one_seed_is_not_tested(t
     assert "n < 2: no test" in comparisons_markdown(table.reset_index())
 
 
+def merged_run(root, seed, skills, parts, experiment="real", generator="none", setting="all"):
+    """A merged-set run scored on the concatenated test parts, with each source's own scores."""
+    probabilities, labels, sources = [], [], []
+    for source, y in parts.items():
+        path = predicted_run(root / "scratchpad" / source, "x", experiment, generator, setting, seed, skills[source], y)
+        probabilities += json.loads(path.read_text())["test_probabilities"]
+        labels += list(y)
+        sources += [source] * len(y)
+    metrics = classification_metrics(np.array(labels), np.array(probabilities), ["SR", "AFIB", "SB"])
+    metrics["test_sources"] = sources
+    metrics["by_source"] = {}
+    for source in parts:
+        mask = np.array(sources) == source
+        metrics["by_source"][source] = classification_metrics(np.array(labels)[mask], np.array(probabilities)[mask],
+                                                              ["SR", "AFIB", "SB"])
+    path = root / "classifier" / "merged" / experiment / generator / setting / f"seed{seed}" / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+def test_merged_runs_are_compared_with_single_runs_on_the_same_test_records(tmp_path):
+    parts = {"ptbxl": np.repeat([0, 1, 2], [90, 30, 30]), "chapman": np.repeat([0, 1, 2], [40, 40, 40])}
+    paths = [predicted_run(tmp_path, source, "real", "none", "all", seed, 1.5, y)
+             for source, y in parts.items() for seed in range(3)]
+    # Merging helps on PTB-XL's records (planted: much sharper predictions there), not on Chapman's.
+    paths += [merged_run(tmp_path, seed, {"ptbxl": 4.0, "chapman": 1.5}, parts) for seed in range(3)]
+    paths += [predicted_run(tmp_path, "ptbxl", "shuffled", "none", "all", 0, 0.0, parts["ptbxl"])]
+    classifier = read_runs(paths)
+    table = merged_summary(classifier.runs, classifier.merged_parts, classifier.resamples).set_index(["dataset", "metric"])
+    assert set(table.index) == {(s, m) for s in parts for m in ("macro_f1", "macro_auroc")}  # shuffled: no arm
+    ptbxl = table.loc[("ptbxl", "macro_f1")]
+    assert ptbxl["arm"] == REAL_ONLY and ptbxl["n_single"] == ptbxl["n_merged"] == ptbxl["n"] == 3
+    assert ptbxl["mean_merged"] - ptbxl["mean_single"] == pytest.approx(ptbxl["mean_difference"])
+    assert ptbxl["low_merged"] < ptbxl["mean_merged"] < ptbxl["high_merged"]
+    assert ptbxl["low_difference"] > 0 and ptbxl["verdict"] == "better"
+    # Chapman's part: the merged model's predictions there are the single model's, seed for seed.
+    assert table.loc[("chapman", "macro_f1"), "mean_difference"] == pytest.approx(0)
+    assert table.loc[("chapman", "macro_f1"), "verdict"] == "no supported difference"
+    markdown = merged_markdown(table.reset_index())
+    assert markdown.startswith("| test records | metric | cell | single-dataset model | merged model |")
+    assert "| ptbxl | macro_f1 | real only |" in markdown and "better" in markdown
+    # Holm runs over this table's family only (2 sources × 1 cell per metric).
+    f1 = table.xs("macro_f1", level="metric")
+    assert f1["p_holm"].max() <= 1 and (f1["p_holm"] >= f1["p"]).all()
+    assert set(comparisons(classifier.runs).comparison) == {"real only vs shuffled labels"}
+
+
+def test_a_merged_part_that_is_not_the_single_test_split_is_refused(tmp_path):
+    parts = {"ptbxl": np.repeat([0, 1, 2], [30, 10, 10]), "chapman": np.repeat([0, 1, 2], [10, 10, 10])}
+    paths = [predicted_run(tmp_path, "ptbxl", "real", "none", "all", 0, 1.5, parts["ptbxl"])]
+    paths.append(merged_run(tmp_path, 0, {"ptbxl": 1.5, "chapman": 1.5},
+                            {"ptbxl": parts["ptbxl"][::-1], "chapman": parts["chapman"]}))
+    with pytest.raises(PipelineError, match="its ptbxl test records differ from those of the ptbxl runs"):
+        read_runs(paths)
+    # Scored before test sources were stored: the means are shown, without intervals.
+    old = json.loads(paths[1].read_text())
+    del old["test_sources"]
+    paths[1].write_text(json.dumps(old))
+    classifier = read_runs(paths)
+    table = merged_summary(classifier.runs, classifier.merged_parts, classifier.resamples)
+    row = table[(table.dataset == "ptbxl") & (table.metric == "macro_f1")].iloc[0]
+    assert row["n_merged"] == 1 and np.isfinite(row["mean_merged"]) and np.isnan(row["low_merged"])
+    assert row["verdict"] == "n < 2: no test"
+    empty = read_runs(paths[:1])
+    assert merged_summary(empty.runs, empty.merged_parts, empty.resamples).empty
+    assert merged_markdown(merged_summary(empty.runs, empty.merged_parts)).startswith("no merged-vs-single")
+
+
 def test_per_class_table_has_f1_and_recall_per_class(controls):
     classifier = read_runs(controls)
     table = per_class_summary(classifier.per_class)
@@ -322,7 +394,8 @@ def test_per_class_table_has_f1_and_recall_per_class(controls):
 def test_the_plots_draw_the_tables_intervals_with_and_without_controls(controls, runs, tmp_path):
     out = {"runs": tmp_path / "t/runs.csv", "cells": tmp_path / "t/cells.csv"} | {
         f"{n}_{kind}": tmp_path / f"t/{n}.{kind}"
-        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons") for kind in ("csv", "md")
+        for n in ("quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons", "merged_vs_single")
+        for kind in ("csv", "md")
     }
     for name, paths in (("controls", controls), ("plain", runs)):
         write_tables(paths, [fidelity_report(tmp_path, "diffwave", [1.0])], out)

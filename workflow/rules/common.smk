@@ -192,7 +192,15 @@ def tstr_metrics(wildcards):
     )
 
 
-TABLES = ["quality", "augmentation", "transfer", "fidelity", "per_class", "comparisons"]
+TABLES = [
+    "quality",
+    "augmentation",
+    "transfer",
+    "fidelity",
+    "per_class",
+    "comparisons",
+    "merged_vs_single",
+]
 
 
 def table_files():

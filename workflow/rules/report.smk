@@ -51,6 +51,13 @@ rule summarise_tables:
             labels={"table": "comparisons"},
         ),
         comparisons_md="results/tables/comparisons.md",
+        merged_vs_single_csv=report(
+            "results/tables/merged_vs_single.csv",
+            caption="../report/merged_vs_single_table.rst",
+            category="5. Tables",
+            labels={"table": "merged vs single"},
+        ),
+        merged_vs_single_md="results/tables/merged_vs_single.md",
     log:
         "results/logs/tables.log",
     benchmark:

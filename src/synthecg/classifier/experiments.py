@@ -156,6 +156,7 @@ def run_experiment(
     sources = sorted(set(test["source"].tolist()))
     if len(sources) > 1:  # merged: each source's part of the test split, to compare with the single-dataset runs
         metrics["by_source"] = {}
+        metrics["test_sources"] = test["source"].tolist()  # per test record: the tables resample each part
         for source in sources:
             part = test["source"] == source
             scores = classification_metrics(test["y"][part], probabilities[part], classes)

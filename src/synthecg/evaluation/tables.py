@@ -10,6 +10,10 @@ from the runs' stored test predictions on resamples shared by every run of a dat
 interval of the seed mean, the test records resampled jointly across seeds. The comparisons
 table tests paired differences over seeds (paired t-test, Holm-corrected per metric).
 
+Runs on the merged set are also scored on each source's part of its test split (`by_source`):
+the merged-vs-single table sets those scores beside the single-dataset runs of the same cell,
+scored on the same test records, and tests the paired difference (its own Holm family).
+
 The closeness (fidelity) table has one row per dataset, generator and measure, each beside its
 floor (what real records score against real records) and the side that is better.
 """
@@ -67,6 +71,7 @@ COMPARISONS = ["real only vs shuffled labels", "real only vs majority class", "a
 REAL_RUN = ("real", "none", "all")
 SHUFFLED_RUN = ("shuffled", "none", "all")
 MAJORITY_RUN = ("majority", "none", "all")
+MERGED_VS_SINGLE = "merged vs single"
 # What the seeds of a cell vary: stated under every classifier table; edit here when seeds vary more.
 def seed_variance(generator_replicates: int) -> str:
     """What n counts, given how many generator replicates the runs used (generators.replicates)."""
@@ -105,10 +110,13 @@ class ClassifierRuns:
     per_class: pd.DataFrame  # one row per run, class and measure (F1, recall)
     resamples: SharedResamples  # every run's resampled macro scores, for intervals of means and differences
     generator_replicates: int = 1  # distinct generator replicates the runs drew synthetic records from
+    # Merged-set runs scored on one source's part of the test split: the columns of `runs`, with
+    # `dataset` the source, `trained_on` the merged set and `run` ending in "@<source>".
+    merged_parts: pd.DataFrame | None = None
 
 
 def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
-    rows, per_class, resamples, replicates = [], [], SharedResamples(), set()
+    rows, per_class, parts, resamples, replicates = [], [], [], SharedResamples(), set()
     for path in paths:
         match = _RUN.search(Path(path).as_posix())
         if not match:
@@ -133,14 +141,44 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
                                     "rerun the runs scored on an older split") from None
         if keys["experiment"] == "real" and metrics.get("majority_class_baseline"):
             rows += _majority_rows(keys, run, metrics, resamples)
+        if metrics.get("by_source"):
+            parts += _merged_part_rows(path, keys, run, metrics, resamples)
+    per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
+                                                 "measure", "value"])
+    return ClassifierRuns(_run_frame(rows), per_class, resamples, max(1, len(replicates)),
+                          _run_frame(parts, ["trained_on"]))
+
+
+def _run_frame(rows: list[dict], extra: list[str] = ()) -> pd.DataFrame:
     runs = pd.DataFrame(rows, columns=["dataset", "experiment", "generator", "setting", "seed", "run", "metric",
-                                       "value"])
+                                       "value", *extra])
     runs["seed"] = runs["seed"].astype(int)
     # The setting's number (augmentation ratio or fine-tuning fraction) as a column of its own.
     runs["level"] = pd.to_numeric(runs["setting"].str.lstrip("rf"), errors="coerce")
-    per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
-                                                 "measure", "value"])
-    return ClassifierRuns(runs, per_class, resamples, max(1, len(replicates)))
+    return runs
+
+
+def _merged_part_rows(path: Path, keys: dict, run: str, metrics: dict, resamples: SharedResamples) -> list[dict]:
+    """A merged-set run's scores on each source's part of its test split, as runs of that source
+    (`trained_on` the merged set). Its predictions on the part join the source's resamples: the part
+    must be the source's own test split, record for record, or the comparison would not be like with like."""
+    rows = []
+    sources = metrics.get("test_sources")
+    for source, scores in metrics["by_source"].items():
+        part_run = f"{run}@{source}"
+        rows += [{**keys, "dataset": source, "trained_on": keys["dataset"], "run": part_run, "metric": metric,
+                  "value": np.nan if scores.get(metric) is None else float(scores[metric])}
+                 for metric in CLASSIFIER_METRICS]
+        if sources is None or metrics.get("test_labels") is None or metrics.get("test_probabilities") is None:
+            continue  # scored before test_sources were stored: means only, no interval
+        part = np.asarray(sources) == source
+        try:
+            resamples.add(source, part_run, np.asarray(metrics["test_labels"])[part],
+                          np.asarray(metrics["test_probabilities"])[part])
+        except ValueError:
+            raise PipelineError(f"{path}: its {source} test records differ from those of the {source} runs; "
+                                f"rebuild the merged set from the current {source} data") from None
+    return rows
 
 
 def _majority_rows(keys: dict, run: str, metrics: dict, resamples: SharedResamples) -> list[dict]:
@@ -284,15 +322,34 @@ def comparison_grid(runs: pd.DataFrame) -> list[tuple[str, str, tuple, tuple]]:
     return grid
 
 
-def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
+def merged_grid(runs: pd.DataFrame, parts: pd.DataFrame) -> list[tuple[str, str, tuple, tuple]]:
+    """(source, "merged vs single", cell, cell) for every cell run both on the merged set and on the
+    source alone; label controls (shuffled, majority) are floors, not arms, and are left out."""
+    single = set(runs[["dataset", "experiment", "generator", "setting"]].itertuples(index=False, name=None))
+    cells = dict.fromkeys(parts[["dataset", "experiment", "generator", "setting"]].itertuples(index=False, name=None))
+    return [(dataset, MERGED_VS_SINGLE, cell, cell) for dataset, *cell in cells
+            if (dataset, *cell) in single and tuple(cell) not in (SHUFFLED_RUN, MAJORITY_RUN)]
+
+
+def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None,
+                merged_parts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Arm minus baseline per comparison and macro metric, paired by seed: n pairs, mean and std of
     the differences, the bootstrap interval of the mean difference (test records resampled jointly),
-    the paired t-test's p, Holm's adjusted p across every comparison of the metric, and a verdict."""
-    cells = runs.set_index(["dataset", "experiment", "generator", "setting", "metric", "seed"]).sort_index()
+    the paired t-test's p, Holm's adjusted p across every comparison of the metric, and a verdict.
+
+    With `merged_parts` (ClassifierRuns.merged_parts), the comparisons are instead merged vs single:
+    the merged-set model on a source's test records minus the source's own model, cell by cell;
+    Holm then runs over that family."""
+    index = ["dataset", "experiment", "generator", "setting", "metric", "seed"]
+    cells = runs.set_index(index).sort_index()
+    arms, grid = cells, comparison_grid(runs)
+    if merged_parts is not None:
+        arms, grid = merged_parts.set_index(index).sort_index(), merged_grid(runs, merged_parts)
     rows = []
     for metric in MACRO_METRICS:
-        for dataset, comparison, arm, baseline in comparison_grid(runs):
-            pairs = pd.concat([cells.loc[(dataset, *side, metric), ["value", "run"]] for side in (arm, baseline)],
+        for dataset, comparison, arm, baseline in grid:
+            pairs = pd.concat([frame.loc[(dataset, *side, metric), ["value", "run"]]
+                               for frame, side in ((arms, arm), (cells, baseline))],
                               axis=1, join="inner", keys=["arm", "baseline"]).dropna()
             test = paired_t_test(pairs["arm", "value"], pairs["baseline", "value"])
             interval = (resamples.difference_interval(metric, list(pairs["arm", "run"]), list(pairs["baseline", "run"]))
@@ -307,6 +364,56 @@ def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None) ->
         table.loc[family, "p_holm"] = holm(table.loc[family, "p"])
     table["verdict"] = [verdict(d, n, p) for d, n, p in zip(table["mean_difference"], table["n"], table["p_holm"])]
     return table
+
+
+def merged_summary(runs: pd.DataFrame, parts: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
+    """Per source and cell run both ways: the source's own model and the merged model on the same
+    test records (mean, std, n, interval each), with the paired difference, its test and verdict."""
+    compared = comparisons(runs, resamples, merged_parts=parts)
+    by = ["dataset", "experiment", "generator", "setting", "metric"]
+    grid = {(dataset, *cell) for dataset, _, cell, _ in merged_grid(runs, parts)}
+    def shared(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.loc[np.array([key in grid for key in frame[by[:-1]].itertuples(index=False, name=None)], bool)]
+
+    single, merged = (summarise(shared(frame), by, resamples) for frame in (runs, parts))
+    table = single.merge(merged, on=by, suffixes=("_single", "_merged"))
+    table = table[table.metric.isin(MACRO_METRICS)].reset_index(drop=True)
+    table["arm"] = pd.Series([_label(*cell) for cell in table[by[1:4]].itertuples(index=False, name=None)],
+                             index=table.index, dtype=object)
+    table = table[table[["mean_single", "mean_merged"]].notna().any(axis=1)]  # e.g. AUROC on a one-record part
+    datasets = list(dict.fromkeys(runs["dataset"]))
+    order = ["real", "augment", "balance", "synthetic", "finetune", "scratch"]
+    table = table.assign(_d=table["dataset"].map(datasets.index), _m=table["metric"].map(MACRO_METRICS.index),
+                         _e=table["experiment"].map(lambda e: order.index(e) if e in order else len(order)),
+                         _l=table["setting"].map(_level))
+    table = table.sort_values(["_d", "_m", "_e", "generator", "_l"]).drop(columns=["_d", "_m", "_e", "_l"])
+    shown = ["n", "mean_difference", "std_difference", "low", "high", "p", "p_holm", "verdict"]
+    return table.reset_index(drop=True).merge(compared[["dataset", "metric", "arm", *shown]].rename(columns={"low": "low_difference",
+                                                                                      "high": "high_difference"}),
+                       on=["dataset", "metric", "arm"], how="left")
+
+
+def merged_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE) -> str:
+    if table.empty:
+        return "no merged-vs-single comparison: no cell was run both on the merged set and on a single dataset\n"
+    shown = pd.DataFrame({
+        "test records": table["dataset"], "metric": table["metric"], "cell": table["arm"],
+        "single-dataset model": [format_cell(*row, digits=digits) for row in zip(
+            table["mean_single"], table["std_single"], table["n_single"], table["low_single"], table["high_single"])],
+        "merged model": [format_cell(*row, digits=digits) for row in zip(
+            table["mean_merged"], table["std_merged"], table["n_merged"], table["low_merged"], table["high_merged"])],
+        "merged minus single": [format_cell(*row, digits=digits) for row in zip(
+            table["mean_difference"], table["std_difference"], table["n"], table["low_difference"],
+            table["high_difference"])],
+        "p": [_format_p(p) for p in table["p"]], "p_holm": [_format_p(p) for p in table["p_holm"]],
+        "verdict": table["verdict"],
+    })
+    note = ("Both models are scored on the same records: the test split of the dataset named on the left, which "
+            "is that dataset's part of the merged set's test split. Cells: mean ± std over seeds [95 % bootstrap "
+            "interval over test records] n; the difference is paired by seed. p: paired t-test over seeds; "
+            "p_holm: Holm-adjusted across this table's comparisons of the metric (a family of its own, apart from "
+            "the comparisons table). Only a Holm-adjusted p < 0.05 counts as a difference. " + seed_note)
+    return plain_markdown(shown) + f"\n{note}\n"
 
 
 def _level(setting: str) -> float:
@@ -572,5 +679,8 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
     compared = comparisons(runs, resamples)
     write_csv_atomically(compared, out["comparisons_csv"])
     write_text_atomically(comparisons_markdown(compared, seed_note=seed_note), out["comparisons_md"])
+    merged = merged_summary(runs, classifier.merged_parts, resamples)
+    write_csv_atomically(merged, out["merged_vs_single_csv"])
+    write_text_atomically(merged_markdown(merged, seed_note=seed_note), out["merged_vs_single_md"])
     return ({"quality": quality} | {name: summary for name, (summary, _, _) in tables.items()}
-            | {"per_class": per_class, "comparisons": compared})
+            | {"per_class": per_class, "comparisons": compared, "merged_vs_single": merged})
