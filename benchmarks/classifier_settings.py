@@ -6,7 +6,9 @@ The learning rates and class weighting in config.yaml and presets/cpu.yaml were 
     .venv/bin/snakemake preprocess --config physionet_url=../shared/data/physionet
     .venv/bin/python benchmarks/classifier_settings.py --data results/data/ptbxl.h5 --seeds 0 1 2 \\
         --variant "lr 1e-3, 30 epochs" learning_rate=1e-3 max_epochs=30 patience=30 \\
-        --variant "lr 3e-3, 40 epochs" learning_rate=3e-3 max_epochs=40 patience=40
+        --variant "lr 3e-3, 40 epochs" learning_rate=3e-3 max_epochs=40 patience=40 \
+        --variant "lr 3e-3, 80 epochs" learning_rate=3e-3 max_epochs=80 patience=80 \
+        --variant "configured (config.yaml)" --shuffled
     # every record of the mirror, the CPU preset's classifier with each class weighting
     .venv/bin/snakemake preprocess --configfile presets/cpu.yaml --config physionet_url=../shared/data/physionet
     .venv/bin/python benchmarks/classifier_settings.py --config presets/cpu.yaml --data results/data/ptbxl.h5 \\
@@ -56,6 +58,11 @@ def overrides(pairs: list[str]) -> dict:
         if not sep:
             raise SystemExit(f"--variant: {pair!r} is not KEY=VALUE")
         settings[key] = yaml.safe_load(value)
+        if isinstance(settings[key], str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                settings[key] = float(settings[key])
+            except ValueError:
+                pass
     return settings
 
 
