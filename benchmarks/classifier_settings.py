@@ -1,18 +1,19 @@
-"""Classifier settings measured on real records: the real-only classifier over seeds, one row per variant.
+r"""Classifier settings measured on real records: the real-only classifier over seeds, one row per variant.
 
 The learning rates and class weighting in config.yaml and presets/cpu.yaml were chosen with it:
 
-    # the quick run's data (config.yaml: 80 records per class), then its classifier at two settings
+    # the quick run's data (config.yaml: 80 records per class), then its classifier at four settings
     .venv/bin/snakemake preprocess --config physionet_url=../shared/data/physionet
-    .venv/bin/python benchmarks/classifier_settings.py --data results/data/ptbxl.h5 --seeds 0 1 2 \\
-        --variant "lr 1e-3, 30 epochs" learning_rate=1e-3 max_epochs=30 patience=30 \\
+    .venv/bin/python benchmarks/classifier_settings.py --data results/data/ptbxl.h5 --seeds 0 1 2 \
+        --variant "lr 1e-3, 30 epochs" learning_rate=1e-3 max_epochs=30 patience=30 \
         --variant "lr 3e-3, 40 epochs" learning_rate=3e-3 max_epochs=40 patience=40 \
         --variant "lr 3e-3, 80 epochs" learning_rate=3e-3 max_epochs=80 patience=80 \
         --variant "configured (config.yaml)" --shuffled
     # every record of the mirror, the CPU preset's classifier with each class weighting
     .venv/bin/snakemake preprocess --configfile presets/cpu.yaml --config physionet_url=../shared/data/physionet
-    .venv/bin/python benchmarks/classifier_settings.py --config presets/cpu.yaml --data results/data/ptbxl.h5 \\
-        --seeds 0 1 --variant plain class_weighting=none --variant "weighted loss" class_weighting=loss \\
+    .venv/bin/python benchmarks/classifier_settings.py --config presets/cpu.yaml --data results/data/ptbxl.h5 \
+        --seeds 0 1 --variant "plain, lr 1e-3" class_weighting=none learning_rate=1e-3 \
+        --variant "plain, lr 3e-3" class_weighting=none --variant "weighted loss" class_weighting=loss \
         --variant "balanced batches" class_weighting=sampler
 
 Each variant starts from the `classifier` section of config.yaml merged with --config, overrides
