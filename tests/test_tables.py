@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from synthecg.classifier.experiments import records_digest
 from synthecg.errors import PipelineError
 from synthecg.evaluation import plots
 from synthecg.evaluation.metrics import classification_metrics
@@ -217,15 +218,19 @@ def test_the_quality_table_has_a_row_per_class_and_says_which_fail(tmp_path):
     assert table.loc[1, "real_fits_class"] is None or pd.isna(table.loc[1, "real_fits_class"])
 
 
-def predicted_run(root, dataset, experiment, generator, setting, seed, skill, y):
-    """A run scored by classification_metrics on planted predictions: intervals and predictions stored."""
+def predicted_run(root, dataset, experiment, generator, setting, seed, skill, y, records=None):
+    """A run scored by classification_metrics on planted predictions: intervals and predictions stored
+    (and the digest of its test records, given their ids)."""
     rng = np.random.default_rng(zlib.crc32(f"{experiment}/{generator}/{setting}/{seed}".encode()))
     logits = rng.normal(size=(len(y), 3))
     logits[np.arange(len(y)), y] += skill
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    metrics = classification_metrics(y, probabilities, ["SR", "AFIB", "SB"])
+    if records is not None:
+        metrics["test_records_sha256"] = records_digest(records)
     path = root / "classifier" / dataset / experiment / generator / setting / f"seed{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(classification_metrics(y, probabilities, ["SR", "AFIB", "SB"])))
+    path.write_text(json.dumps(metrics))
     return path
 
 
@@ -308,21 +313,28 @@ def test_a_planted_gain_is_better_a_null_one_is_not_and_one_seed_is_not_tested(t
     assert "n < 2: no test" in comparisons_markdown(table.reset_index())
 
 
+def split_of(source, y):
+    """Labels and record ids of a source's test split."""
+    return {"y": y, "records": [f"{source}-{i}" for i in range(len(y))]}
+
+
 def merged_run(root, seed, skills, parts, experiment="real", generator="none", setting="all"):
     """A merged-set run scored on the concatenated test parts, with each source's own scores."""
     probabilities, labels, sources = [], [], []
-    for source, y in parts.items():
-        path = predicted_run(root / "scratchpad" / source, "x", experiment, generator, setting, seed, skills[source], y)
+    for source, split in parts.items():
+        path = predicted_run(root / "scratchpad" / source, "x", experiment, generator, setting, seed, skills[source],
+                             split["y"])
         probabilities += json.loads(path.read_text())["test_probabilities"]
-        labels += list(y)
-        sources += [source] * len(y)
+        labels += list(split["y"])
+        sources += [source] * len(split["y"])
     metrics = classification_metrics(np.array(labels), np.array(probabilities), ["SR", "AFIB", "SB"])
     metrics["test_sources"] = sources
     metrics["by_source"] = {}
-    for source in parts:
+    for source, split in parts.items():
         mask = np.array(sources) == source
         metrics["by_source"][source] = classification_metrics(np.array(labels)[mask], np.array(probabilities)[mask],
                                                               ["SR", "AFIB", "SB"])
+        metrics["by_source"][source]["test_records_sha256"] = records_digest(split["records"])
     path = root / "classifier" / "merged" / experiment / generator / setting / f"seed{seed}" / "metrics.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(metrics))
@@ -330,12 +342,14 @@ def merged_run(root, seed, skills, parts, experiment="real", generator="none", s
 
 
 def test_merged_runs_are_compared_with_single_runs_on_the_same_test_records(tmp_path):
-    parts = {"ptbxl": np.repeat([0, 1, 2], [90, 30, 30]), "chapman": np.repeat([0, 1, 2], [40, 40, 40])}
-    paths = [predicted_run(tmp_path, source, "real", "none", "all", seed, 1.5, y)
-             for source, y in parts.items() for seed in range(3)]
+    parts = {"ptbxl": split_of("ptbxl", np.repeat([0, 1, 2], [90, 30, 30])),
+             "chapman": split_of("chapman", np.repeat([0, 1, 2], [40, 40, 40]))}
+    paths = [predicted_run(tmp_path, source, "real", "none", "all", seed, 1.5, split["y"], split["records"])
+             for source, split in parts.items() for seed in range(3)]
     # Merging helps on PTB-XL's records (planted: much sharper predictions there), not on Chapman's.
     paths += [merged_run(tmp_path, seed, {"ptbxl": 4.0, "chapman": 1.5}, parts) for seed in range(3)]
-    paths += [predicted_run(tmp_path, "ptbxl", "shuffled", "none", "all", 0, 0.0, parts["ptbxl"])]
+    paths += [predicted_run(tmp_path, "ptbxl", "shuffled", "none", "all", 0, 0.0, parts["ptbxl"]["y"],
+                            parts["ptbxl"]["records"])]
     classifier = read_runs(paths)
     table = merged_summary(classifier.runs, classifier.merged_parts, classifier.resamples).set_index(["dataset", "metric"])
     assert set(table.index) == {(s, m) for s in parts for m in ("macro_f1", "macro_auroc")}  # shuffled: no arm
@@ -344,37 +358,42 @@ def test_merged_runs_are_compared_with_single_runs_on_the_same_test_records(tmp_
     assert ptbxl["mean_merged"] - ptbxl["mean_single"] == pytest.approx(ptbxl["mean_difference"])
     assert ptbxl["low_merged"] < ptbxl["mean_merged"] < ptbxl["high_merged"]
     assert ptbxl["low_difference"] > 0 and ptbxl["verdict"] == "better"
-    # Chapman's part: the merged model's predictions there are the single model's, seed for seed.
-    assert table.loc[("chapman", "macro_f1"), "mean_difference"] == pytest.approx(0)
-    assert table.loc[("chapman", "macro_f1"), "verdict"] == "no supported difference"
+    # Chapman's part: the merged model's predictions there are the single model's, seed for seed
+    # (a pairing across seeds would leave differences of zero mean but not of zero spread).
+    chapman = table.loc[("chapman", "macro_f1")]
+    assert chapman["mean_difference"] == pytest.approx(0) and chapman["std_difference"] == pytest.approx(0)
+    assert chapman["p"] == 1 and chapman["verdict"] == "no supported difference"
     markdown = merged_markdown(table.reset_index())
     assert markdown.startswith("| test records | metric | cell | single-dataset model | merged model |")
     assert "| ptbxl | macro_f1 | real only |" in markdown and "better" in markdown
-    # Holm runs over this table's family only (2 sources × 1 cell per metric).
-    f1 = table.xs("macro_f1", level="metric")
-    assert f1["p_holm"].max() <= 1 and (f1["p_holm"] >= f1["p"]).all()
+    # Holm runs over this table's family only: 2 sources × 1 cell per metric, Chapman's p being 1.
+    assert ptbxl["p_holm"] == pytest.approx(min(1, 2 * ptbxl["p"]))
     assert set(comparisons(classifier.runs).comparison) == {"real only vs shuffled labels"}
 
 
 def test_a_merged_part_that_is_not_the_single_test_split_is_refused(tmp_path):
-    parts = {"ptbxl": np.repeat([0, 1, 2], [30, 10, 10]), "chapman": np.repeat([0, 1, 2], [10, 10, 10])}
-    paths = [predicted_run(tmp_path, "ptbxl", "real", "none", "all", 0, 1.5, parts["ptbxl"])]
-    paths.append(merged_run(tmp_path, 0, {"ptbxl": 1.5, "chapman": 1.5},
-                            {"ptbxl": parts["ptbxl"][::-1], "chapman": parts["chapman"]}))
-    with pytest.raises(PipelineError, match="its ptbxl test records differ from those of the ptbxl runs"):
-        read_runs(paths)
-    # Scored before test sources were stored: the means are shown, without intervals.
-    old = json.loads(paths[1].read_text())
-    del old["test_sources"]
-    paths[1].write_text(json.dumps(old))
-    classifier = read_runs(paths)
-    table = merged_summary(classifier.runs, classifier.merged_parts, classifier.resamples)
-    row = table[(table.dataset == "ptbxl") & (table.metric == "macro_f1")].iloc[0]
-    assert row["n_merged"] == 1 and np.isfinite(row["mean_merged"]) and np.isnan(row["low_merged"])
-    assert row["verdict"] == "n < 2: no test"
-    empty = read_runs(paths[:1])
+    ptbxl = split_of("ptbxl", np.repeat([0, 1, 2], [30, 10, 10]))
+    parts = {"ptbxl": ptbxl, "chapman": split_of("chapman", np.repeat([0, 1, 2], [10, 10, 10]))}
+    single = predicted_run(tmp_path, "ptbxl", "real", "none", "all", 0, 1.5, ptbxl["y"], ptbxl["records"])
+    # The same labels in the same order, but two SR records swapped: other records, by digest.
+    swapped = {**ptbxl, "records": [ptbxl["records"][1], ptbxl["records"][0], *ptbxl["records"][2:]]}
+    other = merged_run(tmp_path / "other", 0, {"ptbxl": 1.5, "chapman": 1.5}, {**parts, "ptbxl": swapped})
+    with pytest.raises(PipelineError, match="merged/real/none/all/seed0/metrics.json: its ptbxl test records differ"):
+        read_runs([single, other])
+    # Scored before the records were recorded: left out, and the Markdown says which and why.
+    merged = merged_run(tmp_path, 0, {"ptbxl": 1.5, "chapman": 1.5}, parts)
+    assert len(read_runs([single, merged]).merged_parts) == 2 * 4  # two sources, four metrics
+    for old in ({"test_sources"}, {"by_source.ptbxl.test_records_sha256"}):
+        metrics = json.loads(merged.read_text())
+        metrics.pop("test_sources") if "test_sources" in old else metrics["by_source"]["ptbxl"].pop("test_records_sha256")
+        merged.write_text(json.dumps(metrics))
+        classifier = read_runs([single, merged])
+        table = merged_summary(classifier.runs, classifier.merged_parts, classifier.resamples)
+        assert table.empty and list(classifier.unverified_merged) == [str(merged)]
+        markdown = merged_markdown(table, unverified=classifier.unverified_merged)
+        assert markdown.startswith("no merged-vs-single comparison") and "Merged-set runs left out (1)" in markdown
+    empty = read_runs([single])
     assert merged_summary(empty.runs, empty.merged_parts, empty.resamples).empty
-    assert merged_markdown(merged_summary(empty.runs, empty.merged_parts)).startswith("no merged-vs-single")
 
 
 def test_per_class_table_has_f1_and_recall_per_class(controls):

@@ -20,6 +20,7 @@ which holds exactly the records of that source's own test split, so "merging hel
 like with like. Synthetic records (stored in mV) are normalised with the real set's statistics.
 """
 
+import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -84,6 +85,11 @@ def nested_fraction_indices(y: np.ndarray, fraction: float, seed: int) -> np.nda
         n = 0 if fraction == 0 else max(1, math.ceil(fraction * len(pool) - 1e-9))
         chosen.append(pool[:n])
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)
+
+
+def records_digest(record_ids: Sequence[str]) -> str:
+    """SHA-256 of record ids in order: equal digests mean the same records in the same order."""
+    return hashlib.sha256("\n".join(map(str, record_ids)).encode()).hexdigest()
 
 
 def run_experiment(
@@ -153,6 +159,8 @@ def run_experiment(
                        "stopped_by": f"fraction 0: {untouched} model, not trained", "wall_time_s": 0.0, "history": []}
     probabilities = predict_probabilities(model, test["x"], torch_device, windows=config.eval_windows(fs))
     metrics = classification_metrics(test["y"], probabilities, classes)
+    # Which test records, in which order: the tables pair runs scored on the same ones.
+    metrics["test_records_sha256"] = records_digest(test["record_id"])
     sources = sorted(set(test["source"].tolist()))
     if len(sources) > 1:  # merged: each source's part of the test split, to compare with the single-dataset runs
         metrics["by_source"] = {}
@@ -163,6 +171,7 @@ def run_experiment(
             metrics["by_source"][source] = {key: scores[key] for key in
                                             ("n_test", "macro_f1", "macro_auroc", "accuracy", "balanced_accuracy",
                                              "per_class_f1", "missing")}
+            metrics["by_source"][source]["test_records_sha256"] = records_digest(test["record_id"][part])
     if experiment == "real":  # the floor of predicting the training split's largest class for every record
         majority = np.zeros_like(probabilities)
         majority[:, np.bincount(train["y"], minlength=len(classes)).argmax()] = 1.0

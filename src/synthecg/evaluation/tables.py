@@ -113,10 +113,14 @@ class ClassifierRuns:
     # Merged-set runs scored on one source's part of the test split: the columns of `runs`, with
     # `dataset` the source, `trained_on` the merged set and `run` ending in "@<source>".
     merged_parts: pd.DataFrame | None = None
+    # Merged-set runs left out of merged_parts: their parts' records cannot be shown to be the
+    # single runs' (scored before test records were recorded); path -> why.
+    unverified_merged: dict[str, str] | None = None
 
 
 def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
-    rows, per_class, parts, resamples, replicates = [], [], [], SharedResamples(), set()
+    rows, per_class, resamples, replicates = [], [], SharedResamples(), set()
+    merged, digests = [], {}  # merged runs, read after the rest; dataset -> test_records_sha256 of its runs
     for path in paths:
         match = _RUN.search(Path(path).as_posix())
         if not match:
@@ -141,12 +145,38 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
                                     "rerun the runs scored on an older split") from None
         if keys["experiment"] == "real" and metrics.get("majority_class_baseline"):
             rows += _majority_rows(keys, run, metrics, resamples)
+        digests.setdefault(keys["dataset"], set()).add(metrics.get("test_records_sha256"))
         if metrics.get("by_source"):
+            merged.append((path, keys, run, metrics))
+    parts, unverified = [], {}
+    for path, keys, run, metrics in merged:
+        why = _unverified_part(path, metrics, digests)
+        if why:
+            unverified[str(path)] = why
+        else:
             parts += _merged_part_rows(path, keys, run, metrics, resamples)
     per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
                                                  "measure", "value"])
     return ClassifierRuns(_run_frame(rows), per_class, resamples, max(1, len(replicates)),
-                          _run_frame(parts, ["trained_on"]))
+                          _run_frame(parts, ["trained_on"]), unverified)
+
+
+def _unverified_part(path: Path, metrics: dict, digests: dict[str, set]) -> str | None:
+    """Why a merged run's parts cannot be compared with the single-dataset runs, or None if they can.
+    Each part must hold exactly the records of that dataset's runs, in their order (by digest); a
+    part that holds others stops the tables."""
+    if metrics.get("test_sources") is None:
+        return "scored before each test record's source was recorded"
+    for source, scores in metrics["by_source"].items():
+        if source not in digests:
+            continue  # no single-dataset run of this source: nothing to compare with
+        part = scores.get("test_records_sha256")
+        if part is None or None in digests[source]:
+            return f"its {source} part cannot be checked against the {source} runs: scored before test records were recorded"
+        if digests[source] != {part}:
+            raise PipelineError(f"{path}: its {source} test records differ from those of the {source} runs; "
+                                f"rebuild the merged set from the current {source} data and rerun both")
+    return None
 
 
 def _run_frame(rows: list[dict], extra: list[str] = ()) -> pd.DataFrame:
@@ -160,18 +190,17 @@ def _run_frame(rows: list[dict], extra: list[str] = ()) -> pd.DataFrame:
 
 def _merged_part_rows(path: Path, keys: dict, run: str, metrics: dict, resamples: SharedResamples) -> list[dict]:
     """A merged-set run's scores on each source's part of its test split, as runs of that source
-    (`trained_on` the merged set). Its predictions on the part join the source's resamples: the part
-    must be the source's own test split, record for record, or the comparison would not be like with like."""
+    (`trained_on` the merged set); its predictions on the part join the source's resamples, which
+    holds only because the part is the source's own test split, record for record (_unverified_part)."""
     rows = []
-    sources = metrics.get("test_sources")
     for source, scores in metrics["by_source"].items():
         part_run = f"{run}@{source}"
         rows += [{**keys, "dataset": source, "trained_on": keys["dataset"], "run": part_run, "metric": metric,
                   "value": np.nan if scores.get(metric) is None else float(scores[metric])}
                  for metric in CLASSIFIER_METRICS]
-        if sources is None or metrics.get("test_labels") is None or metrics.get("test_probabilities") is None:
-            continue  # scored before test_sources were stored: means only, no interval
-        part = np.asarray(sources) == source
+        if metrics.get("test_labels") is None or metrics.get("test_probabilities") is None:
+            continue  # no stored predictions: means only, no interval
+        part = np.asarray(metrics["test_sources"]) == source
         try:
             resamples.add(source, part_run, np.asarray(metrics["test_labels"])[part],
                           np.asarray(metrics["test_probabilities"])[part])
@@ -393,9 +422,16 @@ def merged_summary(runs: pd.DataFrame, parts: pd.DataFrame, resamples: SharedRes
                        on=["dataset", "metric", "arm"], how="left")
 
 
-def merged_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE) -> str:
+def merged_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE,
+                    unverified: dict[str, str] | None = None) -> str:
+    left_out = ""
+    if unverified:
+        left_out = (f"\nMerged-set runs left out ({len(unverified)}), their test records not shown to be the single "
+                    "runs': " + "; ".join(f"{path}: {why}" for path, why in sorted(unverified.items())) +
+                    ". Rerun them (and the single-dataset runs) to compare.\n")
     if table.empty:
-        return "no merged-vs-single comparison: no cell was run both on the merged set and on a single dataset\n"
+        return ("no merged-vs-single comparison: the runs hold no cell scored both on a dataset and on its part "
+                "of the merged set\n" + left_out)
     shown = pd.DataFrame({
         "test records": table["dataset"], "metric": table["metric"], "cell": table["arm"],
         "single-dataset model": [format_cell(*row, digits=digits) for row in zip(
@@ -410,10 +446,14 @@ def merged_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_
     })
     note = ("Both models are scored on the same records: the test split of the dataset named on the left, which "
             "is that dataset's part of the merged set's test split. Cells: mean ± std over seeds [95 % bootstrap "
-            "interval over test records] n; the difference is paired by seed. p: paired t-test over seeds; "
+            "interval over test records] n, each over its own seeds; the difference is over the seeds both "
+            "have, paired. p: paired t-test over seeds; "
             "p_holm: Holm-adjusted across this table's comparisons of the metric (a family of its own, apart from "
-            "the comparisons table). Only a Holm-adjusted p < 0.05 counts as a difference. " + seed_note)
-    return plain_markdown(shown) + f"\n{note}\n"
+            "the comparisons table). Only a Holm-adjusted p < 0.05 counts as a difference. A cell's settings "
+            "mean the same on both sides, not the same amount of data: fine-tuning and scratch at fraction f "
+            "take f of the merged training split (more real records than f of one dataset), and augmentation "
+            "and balance draw synthetic records from both datasets' generators. " + seed_note)
+    return plain_markdown(shown) + f"\n{note}\n" + left_out
 
 
 def _level(setting: str) -> float:
@@ -681,6 +721,7 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
     write_text_atomically(comparisons_markdown(compared, seed_note=seed_note), out["comparisons_md"])
     merged = merged_summary(runs, classifier.merged_parts, resamples)
     write_csv_atomically(merged, out["merged_vs_single_csv"])
-    write_text_atomically(merged_markdown(merged, seed_note=seed_note), out["merged_vs_single_md"])
+    write_text_atomically(merged_markdown(merged, seed_note=seed_note, unverified=classifier.unverified_merged),
+                          out["merged_vs_single_md"])
     return ({"quality": quality} | {name: summary for name, (summary, _, _) in tables.items()}
             | {"per_class": per_class, "comparisons": compared, "merged_vs_single": merged})
