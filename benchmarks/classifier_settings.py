@@ -103,15 +103,15 @@ def main() -> None:
     experiments = ("real", "shuffled") if args.shuffled else ("real",)
     results = {}
     print(f"{args.data}: real-only classifier, seeds {args.seeds}; mean ± std over seeds")
-    print(f"{'variant':<28} {'experiment':<9} {'macro-F1':>15} {'macro-AUROC':>15} {'minutes':>8}")
+    print(f"{'variant':<28} {'experiment':<9} {'macro-F1':>15} {'macro-AUROC':>15} {'minutes':>8}  epochs (best) per seed")
     for name, settings in variants.items():
         results[name] = {"settings": settings}
         for experiment in experiments:
             runs = [train(experiment, args.data, settings, seed) for seed in args.seeds]
             results[name][experiment] = runs
             print(f"{name:<28} {experiment:<9} {mean_std([r['macro_f1'] for r in runs]):>15} "
-                  f"{mean_std([r['macro_auroc'] for r in runs]):>15} {sum(r['minutes'] for r in runs):>8.1f}",
-                  flush=True)
+                  f"{mean_std([r['macro_auroc'] for r in runs]):>15} {sum(r['minutes'] for r in runs):>8.1f}  "
+                  + " ".join(f"{r['epochs']} ({r['best_epoch']})" for r in runs), flush=True)
         majority = results[name]["real"][0]["majority_class"]
         print(f"{'':<28} {'majority':<9} {majority['macro_f1']:>15.3f} "
               f"{'–' if majority['macro_auroc'] is None else format(majority['macro_auroc'], '.3f'):>15}")
