@@ -63,6 +63,10 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     real = json.loads((tmp_path / "results/classifier/merged/real/none/all/seed0/metrics.json").read_text())
     added = {c: metrics["train_records_per_class"][c] - real["train_records_per_class"][c] for c in real["classes"]}
     assert all(n <= 2 * real["train_records_per_class"][c] for c, n in added.items()) and sum(added.values()) > 0
+    # Its PTB-XL part is exactly PTB-XL's own test split: the same records in the same order.
+    ptbxl = json.loads((tmp_path / "results/classifier/ptbxl/real/none/all/seed0/metrics.json").read_text())
+    assert real["by_source"]["ptbxl"]["test_records_sha256"] == ptbxl["test_records_sha256"]
+    assert real["by_source"]["ptbxl"]["n_test"] == ptbxl["n_test"] == real["test_sources"].count("ptbxl")
     # Chapman has no SR record at all: the metric is missing, with its reason, not 0.
     chapman = json.loads((tmp_path / "results/classifier/chapman/real/none/all/seed0/metrics.json").read_text())
     assert chapman["per_class_f1"]["SR"] is None and chapman["missing"]["per_class_f1.SR"]
@@ -91,6 +95,10 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     comparisons = pd.read_csv(tables / "comparisons.csv")
     assert {"real only vs shuffled labels", "augment vs classical", "finetune vs scratch"} <= set(comparisons.comparison)
     assert set(comparisons.verdict) == {"n < 2: no test"}  # one seed: nothing is claimed
+    merged = pd.read_csv(tables / "merged_vs_single.csv")  # the merged model beside each dataset's own
+    assert {("ptbxl", "real only"), ("ptbxl", "diffwave r2"), ("ptbxl", "diffwave f1.0")} <= set(zip(merged.dataset,
+                                                                                                    merged.arm))
+    assert set(merged.verdict) == {"n < 2: no test"} and "left out" not in (tables / "merged_vs_single.md").read_text()
     fidelity = pd.read_csv(tables / "fidelity.csv")  # one row per dataset, generator and measure
     assert list(dict.fromkeys(zip(fidelity.dataset, fidelity.generator))) == [(d, "diffwave") for d in
                                                                             ("ptbxl", "chapman", "merged")]

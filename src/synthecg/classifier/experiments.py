@@ -162,7 +162,7 @@ def run_experiment(
     # Which test records, in which order: the tables pair runs scored on the same ones.
     metrics["test_records_sha256"] = records_digest(test["record_id"])
     sources = sorted(set(test["source"].tolist()))
-    if len(sources) > 1:  # merged: each source's part of the test split, to compare with the single-dataset runs
+    if meta.get("dataset") == "merged":  # each source's part of the test split, to compare with the single-dataset runs
         metrics["by_source"] = {}
         metrics["test_sources"] = test["source"].tolist()  # per test record: the tables resample each part
         for source in sources:
