@@ -150,6 +150,10 @@ def test_the_paired_test_finds_a_planted_difference_and_not_a_null_one():
     assert one_seed["n"] == 1 and np.isnan(one_seed["p"]) and verdict(0.1, 1, np.nan) == "n < 2: no test"
     assert paired_t_test([0.8, np.nan, 0.7], [0.7, 0.6, 0.6])["n"] == 2  # a seed missing on one side is unpaired
     assert paired_t_test([0.8, 0.7], [0.8, 0.7])["p"] == 1.0
+    # The same gain on every seed (coarse F1 steps on a tiny test split): not a certainty, the
+    # sign-flip test's 2 / 2^n, which no Holm family lets through at 3 seeds.
+    identical = paired_t_test([0.5, 0.6, 0.7], [0.25, 0.35, 0.45])
+    assert identical["p"] == pytest.approx(0.25) and verdict(0.25, 3, holm([identical["p"]])[0]) != "better"
 
 
 def test_holm_matches_a_hand_computed_example():

@@ -14,7 +14,8 @@ it stays defined with a class of one test record (BCa's jackknife would leave th
 
 Tests: paired differences over classifier seeds, tested with the paired t-test, whose p-value can
 fall below 0.05 with 3 seeds (a sign-flip or Wilcoxon test cannot go below 0.25 there), with
-Holm's step-down correction across a family of comparisons.
+Holm's step-down correction across a family of comparisons. Where the differences have no spread
+(the same on every seed) the t-test is undefined and the sign-flip test's p is reported instead.
 """
 
 from collections.abc import Sequence
@@ -169,8 +170,11 @@ def paired_t_test(arm: Sequence[float], baseline: Sequence[float]) -> dict:
     std = float(differences.std(ddof=1)) if n > 1 else np.nan
     if n < 2:
         p = np.nan
-    elif std < 1e-12:  # the t statistic's limit (rounding noise aside): no difference, or the same on every seed
-        p = 1.0 if mean == 0 else 0.0
+    elif std < 1e-12:  # rounding noise aside, every seed differs by the same amount: t is undefined
+        # No difference: 1. The same non-zero difference on every seed (a score that moves in coarse
+        # steps on a small test split can do that by chance): the sign-flip test's p, 2 / 2^n, its
+        # smallest value, rather than the t statistic's limit of 0, which would survive any correction.
+        p = 1.0 if mean == 0 else 2.0 ** (1 - n)
     else:
         p = float(stats.ttest_rel(arm, baseline).pvalue)
     return {"n": n, "mean_difference": mean, "std_difference": std, "p": p}
