@@ -138,7 +138,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights(tmp_path, monkeypatch):
 
     def spy(model, *args, **kwargs):
         seen.update({k: v.clone() for k, v in model.state_dict().items()})
-        return type("R", (), {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None, "stopped_by": "spy",
+        return type("R", (), {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None, "best_val_score": None, "stopped_by": "spy",
                               "wall_time_s": 0.0, "history": []})()
 
     monkeypatch.setattr("synthecg.classifier.experiments.fit", spy)
@@ -292,7 +292,7 @@ def test_scratch_and_finetune_at_a_fraction_train_on_the_identical_real_records(
 
     def spy(model, x, y, *args, keep_initial, **kwargs):
         seen[len(seen)] = (x.copy(), y.copy(), keep_initial, kwargs["learning_rate"])
-        return type("R", (), {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None, "stopped_by": "spy",
+        return type("R", (), {"epochs": 0, "best_epoch": 0, "best_val_macro_f1": None, "best_val_score": None, "stopped_by": "spy",
                               "wall_time_s": 0.0, "history": []})()
 
     monkeypatch.setattr("synthecg.classifier.experiments.fit", spy)

@@ -150,7 +150,8 @@ def run_experiment(
         result = fit(model, x, y, val["x"], val["y"], config, learning_rate=learning_rate, seed=seed,
                      device=torch_device, fs=fs, keep_initial=keep_initial)
         fit_summary = {"epochs": result.epochs, "best_epoch": result.best_epoch,
-                       "best_val_macro_f1": result.best_val_macro_f1, "stopped_by": result.stopped_by,
+                       "best_val_macro_f1": result.best_val_macro_f1, "best_val_score": result.best_val_score,
+                       "stopped_by": result.stopped_by,
                        "wall_time_s": round(result.wall_time_s, 3), "history": result.history}
     else:  # fraction 0: the pretrained (finetune) or untrained (scratch) model as it is
         model.to(torch_device)

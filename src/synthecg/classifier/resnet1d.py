@@ -23,6 +23,7 @@ from synthecg.errors import PipelineError
 ARCHITECTURES = ("resnet1d_wang", "wang2017_resnet")
 AGGREGATES = ("max", "mean")
 CLASS_WEIGHTINGS = ("none", "loss", "sampler")
+EARLY_STOPPING_METRICS = ("macro_f1", "macro_auroc")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ class ClassifierConfig:
     learning_rate: float = 1e-3  # AdamW
     weight_decay: float = 1e-2  # AdamW
     max_epochs: int = 50  # upper bound; early stopping usually ends sooner
-    patience: int = 8  # epochs without a better validation macro-F1 before stopping
+    patience: int = 8  # epochs without a better validation score before stopping
+    # The validation score that picks the epoch and stops training: macro_f1, or macro_auroc (ranks
+    # every record, so it moves in finer steps than F1 on a small validation split).
+    early_stopping_metric: str = "macro_f1"
     finetune_learning_rate: float = 1e-4  # AdamW, when fine-tuning a pretrained model on real data
     # Against class imbalance (SR outnumbers SB ~35:1 in PTB-XL): none (the benchmark's plain loss);
     # loss: cross-entropy weighted by inverse class frequency; sampler: class-balanced batches.
@@ -72,6 +76,8 @@ class ClassifierConfig:
             fail("eval_aggregate", f"{self.eval_aggregate!r} is neither of {list(AGGREGATES)}")
         if self.class_weighting not in CLASS_WEIGHTINGS:
             fail("class_weighting", f"{self.class_weighting!r} is none of {list(CLASS_WEIGHTINGS)}")
+        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
+            fail("early_stopping_metric", f"{self.early_stopping_metric!r} is none of {list(EARLY_STOPPING_METRICS)}")
         if self.filters is not None and (not self.filters or min(self.filters) < 1):
             fail("filters", f"{self.filters} must be a non-empty list of positive channel counts")
         if self.kernels is not None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from synthecg.classifier.resnet1d import ClassifierConfig, SlidingWindows
 
@@ -34,7 +34,8 @@ class FitResult:
     epochs: int = 0
     best_epoch: int = 0
     best_val_macro_f1: float | None = None
-    history: list[dict] = field(default_factory=list)  # {"epoch", "train_loss", "val_macro_f1"}
+    best_val_score: float | None = None  # of config.early_stopping_metric, at best_epoch
+    history: list[dict] = field(default_factory=list)  # {"epoch", "train_loss", "val_macro_f1", "val_macro_auroc"}
     wall_time_s: float = 0.0
     stopped_by: str = ""
 
@@ -98,8 +99,18 @@ def epoch_order(y: np.ndarray, n_classes: int, weighting: str, rng: np.random.Ge
 
 
 def macro_f1(model, x, y, device, windows: SlidingWindows | None) -> float:
-    predictions = predict_probabilities(model, x, device, windows=windows).argmax(axis=1)
-    return float(f1_score(y, predictions, labels=sorted(set(y.tolist())), average="macro", zero_division=0))
+    return validation_scores(model, x, y, device, windows)["macro_f1"]
+
+
+def validation_scores(model, x, y, device, windows: SlidingWindows | None) -> dict[str, float | None]:
+    """Macro-F1 and macro-AUROC (one class against the rest) over the classes present in y, from one
+    prediction pass; AUROC is None with fewer than two classes."""
+    probabilities = predict_probabilities(model, x, device, windows=windows)
+    present = sorted(set(y.tolist()))
+    f1 = float(f1_score(y, probabilities.argmax(axis=1), labels=present, average="macro", zero_division=0))
+    auroc = (float(np.mean([roc_auc_score(y == c, probabilities[:, c]) for c in present]))
+             if len(present) > 1 else None)
+    return {"macro_f1": f1, "macro_auroc": auroc}
 
 
 def fit(
@@ -134,11 +145,17 @@ def fit(
     result = FitResult()
     best_state, best_score, waited = copy.deepcopy(model.state_dict()), -1.0, 0
     started = time.perf_counter()
+    selection = config.early_stopping_metric
+
+    def score_of(scores):  # AUROC is undefined with one validation class: fall back to macro-F1 there
+        return scores[selection] if scores[selection] is not None else scores["macro_f1"]
+
     if keep_initial and len(val_y):
-        best_score = macro_f1(model, val_x, val_y, device, windows)
-        result.best_val_macro_f1 = best_score
-        result.history.append({"epoch": 0, "train_loss": None, "val_macro_f1": best_score})
-        log.info("epoch 0 (initial weights): validation macro-F1 %.4f", best_score)
+        scores = validation_scores(model, val_x, val_y, device, windows)
+        best_score = score_of(scores)
+        result.best_val_macro_f1, result.best_val_score = scores["macro_f1"], best_score
+        result.history.append({"epoch": 0, "train_loss": None, **{f"val_{k}": v for k, v in scores.items()}})
+        log.info("epoch 0 (initial weights): validation %s", scores)
     for epoch in range(1, config.max_epochs + 1):
         model.train()
         permutation = torch.from_numpy(epoch_order(y.numpy(), n_classes, config.class_weighting, order))
@@ -158,9 +175,11 @@ def fit(
             total += loss.detach()
             batches += 1
         train_loss = float(total / max(batches, 1))  # one host sync per epoch
-        score = macro_f1(model, val_x, val_y, device, windows) if len(val_y) else None
-        result.history.append({"epoch": epoch, "train_loss": train_loss, "val_macro_f1": score})
-        log.info("epoch %d: train loss %.4f, validation macro-F1 %s", epoch, train_loss, score)
+        scores = validation_scores(model, val_x, val_y, device, windows) if len(val_y) else None
+        score = None if scores is None else score_of(scores)
+        result.history.append({"epoch": epoch, "train_loss": train_loss,
+                               **{f"val_{k}": v for k, v in (scores or {"macro_f1": None}).items()}})
+        log.info("epoch %d: train loss %.4f, validation %s", epoch, train_loss, scores)
         result.epochs = epoch
         if score is None:  # nothing to validate on: keep the last epoch
             best_state, result.best_epoch = copy.deepcopy(model.state_dict()), epoch
@@ -168,11 +187,11 @@ def fit(
             continue
         if score > best_score:
             best_state, best_score, waited = copy.deepcopy(model.state_dict()), score, 0
-            result.best_epoch, result.best_val_macro_f1 = epoch, score
+            result.best_epoch, result.best_val_macro_f1, result.best_val_score = epoch, scores["macro_f1"], score
         else:
             waited += 1
             if waited >= config.patience:
-                result.stopped_by = f"early stopping: no better validation macro-F1 for {config.patience} epochs"
+                result.stopped_by = f"early stopping: no better validation {selection} for {config.patience} epochs"
                 break
     result.stopped_by = result.stopped_by or "max_epochs"
     model.load_state_dict(best_state)
