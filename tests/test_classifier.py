@@ -1,5 +1,6 @@
 """The classifier, its metrics and how each experiment builds its training set."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -58,6 +59,21 @@ def test_the_classifier_learns_a_separable_task():
     accuracy = (predict_probabilities(model, test_x, torch.device("cpu"), windows=None).argmax(1) == test_y).mean()
     assert accuracy >= 0.9 and result.best_val_macro_f1 >= 0.9
     assert 1 <= result.best_epoch <= result.epochs
+
+
+@pytest.mark.parametrize("metric", ["macro_f1", "macro_auroc"])
+def test_the_best_epoch_is_the_one_with_the_best_score_of_the_chosen_metric(metric):
+    x, y = toy(10)
+    val_x, val_y = toy(4, seed=1)
+    config = dataclasses.replace(TINY, early_stopping_metric=metric, max_epochs=6, patience=6)
+    result = fit(build_classifier(config, 12, 3), x, y, val_x, val_y, config, learning_rate=config.learning_rate,
+                 seed=0, device=torch.device("cpu"), fs=None)
+    scores = [epoch[f"val_{metric}"] for epoch in result.history]
+    best = int(np.argmax(scores))  # the first of equal scores: a tie does not move the best epoch
+    assert result.best_epoch == result.history[best]["epoch"] and result.best_val_score == scores[best]
+    assert all({"val_macro_f1", "val_macro_auroc"} <= set(epoch) for epoch in result.history)
+    with pytest.raises(PipelineError, match="classifier.early_stopping_metric: 'loss' is none of"):
+        make_classifier_config({"early_stopping_metric": "loss"})
 
 
 def test_metrics_agree_with_scikit_learn():
