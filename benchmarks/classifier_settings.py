@@ -15,6 +15,13 @@ The learning rates and class weighting in config.yaml and presets/cpu.yaml were 
         --seeds 0 1 --variant "plain, lr 1e-3" class_weighting=none learning_rate=1e-3 \
         --variant "plain, lr 3e-3" class_weighting=none --variant "weighted loss" class_weighting=loss \
         --variant "balanced batches" class_weighting=sampler
+    # early stopping on validation macro-F1 (the default) or macro-AUROC: the quick data (6 seeds),
+    # then the CPU preset's
+    .venv/bin/python benchmarks/classifier_settings.py --data results/data/ptbxl.h5 --seeds 0 1 2 3 4 5 \
+        --variant "select by F1" early_stopping_metric=macro_f1 --variant "select by AUROC" early_stopping_metric=macro_auroc
+    .venv/bin/python benchmarks/classifier_settings.py --config presets/cpu.yaml --data results/data/ptbxl.h5 \
+        --seeds 0 1 --variant "select by F1" early_stopping_metric=macro_f1 \
+        --variant "select by AUROC" early_stopping_metric=macro_auroc
 
 Each variant starts from the `classifier` section of config.yaml merged with --config, overrides
 the given fields (values parsed as YAML), and trains the pipeline's `real` experiment
@@ -40,16 +47,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 from synthecg.classifier.experiments import run_experiment  # noqa: E402
 from synthecg.classifier.resnet1d import make_classifier_config  # noqa: E402
-from synthecg.config import merge_configs  # noqa: E402
+from synthecg.config import read_config  # noqa: E402
 
 SCORES = ("macro_f1", "macro_auroc")
-
-
-def classifier_settings(config_file: Path | None) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    if config_file:
-        config = merge_configs(config, yaml.safe_load(Path(config_file).read_text()) or {})
-    return dict(config["classifier"])
 
 
 def overrides(pairs: list[str]) -> dict:
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="every run's scores as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = classifier_settings(args.config)
+    base = dict(read_config(REPO / "config.yaml", args.config)["classifier"])
     variants = {name: {**base, **overrides(pairs)} for name, *pairs in (args.variant or [["configured"]])}
     experiments = ("real", "shuffled") if args.shuffled else ("real",)
     results = {}

@@ -32,31 +32,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from synthecg.config import merge_configs  # noqa: E402
+from synthecg.config import read_config  # noqa: E402
 from synthecg.data.store import load_split, metadata, normalise, to_millivolts  # noqa: E402
 from synthecg.evaluation import privacy  # noqa: E402
-from synthecg.evaluation.closeness import (  # noqa: E402
-    against_floor,
-    amplitude_difference,
-    frechet_distance,
-    log_spectrum_difference,
+from synthecg.evaluation.closeness import frechet_distance  # noqa: E402
+from synthecg.evaluation.discriminators import linear_probe_score  # noqa: E402
+from synthecg.evaluation.fidelity import (  # noqa: E402
+    classifier_measures,
+    embedding_measures,
+    privacy_measures,
+    signal_measures,
 )
-from synthecg.evaluation.discriminators import chance_interval, cnn_score, linear_probe_score  # noqa: E402
-from synthecg.evaluation.fidelity import classifier_measures, embedding_measures, privacy_measures  # noqa: E402
 from synthecg.evaluation.rhythm import analyse_records, rate_against_floor  # noqa: E402
 from synthecg.evaluation.tables import collect_fidelity, fidelity_markdown, fidelity_summary  # noqa: E402
-
-
-def settings(config_file: Path | None) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    if config_file:
-        config = merge_configs(config, yaml.safe_load(Path(config_file).read_text()) or {})
-    return config
 
 
 def stratified_halves(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +96,7 @@ def timediffusion_samples(train_x, train_y, y, config: dict, steps: int, proximi
 
 def judge(name, x, y, reference, train, model, meta, real_rhythm_pool, test, no_tstr: Path) -> dict:
     """One "generator" judged as synthecg.evaluation.fidelity judges one: a report of the same layout."""
-    (ref_x, ref_y), (train_x, _) = reference, train
-    signal = lambda measure: lambda a, b, _: measure(a, b)  # noqa: E731
-    sides = (x, ref_x, y, ref_y)
+    (ref_x, _), (train_x, _) = reference, train
     rhythm_x = analyse_records(to_millivolts(x, meta), meta["fs"], meta["leads"])
     pool_rhythm, pool_y = real_rhythm_pool
     heart_rate = {c: {"against_floor": v} for c, v in
@@ -115,9 +105,7 @@ def judge(name, x, y, reference, train, model, meta, real_rhythm_pool, test, no_
         "dataset": "ptbxl", "generator": name,
         "by_seed": {"0": {**embedding_measures(model, (x, y), reference, 0),
                           "trts_macro_f1": classifier_measures(model, meta, test, x, y, no_tstr)["trts_macro_f1"]}},
-        "signals": {"cnn_score": against_floor(cnn_score, *sides, draws=5, null_interval=chance_interval),
-                    "amplitude_difference": against_floor(signal(amplitude_difference), *sides),
-                    "log_spectrum_difference": against_floor(signal(log_spectrum_difference), *sides)},
+        "signals": signal_measures((x, y), reference),
         "privacy": privacy_measures(x, train_x, ref_x, meta["fs"]),
         "heart_rate_bpm": heart_rate,
     }
@@ -192,7 +180,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write every report and the findings as JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = settings(args.config)
+    config = read_config(REPO / "config.yaml", args.config)
     meta = metadata(args.data)
     splits = {s: load_split(args.data, s, normalised=True) for s in ("train", "val", "test")}
     train = (splits["train"]["x"], splits["train"]["y"])

@@ -33,12 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from synthecg.config import merge_configs  # noqa: E402
+from synthecg.config import read_config  # noqa: E402
 from synthecg.data.leads import lead_indices  # noqa: E402
 from synthecg.data.store import load_split, metadata  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
@@ -46,13 +45,6 @@ from synthecg.generators.jobs import fit_generator, sample_millivolts  # noqa: E
 from synthecg.generators.training import load_generator, pick_device  # noqa: E402
 
 STAGE_STEPS = ("steps", "prior_steps")  # the config fields that count training steps
-
-
-def settings(config_file: Path | None) -> dict:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    if config_file:
-        config = merge_configs(config, yaml.safe_load(Path(config_file).read_text()) or {})
-    return config
 
 
 def real_sets(data: Path):
@@ -152,7 +144,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    config = settings(args.config)
+    config = read_config(REPO / "config.yaml", args.config)
     names = args.generators or config["generators"]["names"]
     meta, train, heldout_x, heldout_y = real_sets(args.data)
     classes, fs, leads = meta["classes"], meta["fs"], meta["leads"]

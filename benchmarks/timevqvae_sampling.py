@@ -42,12 +42,6 @@ def split_tokens(model, table: torch.Tensor) -> dict[str, torch.Tensor]:
     return dict(zip(BANDS, table.split([model.n_tokens["lf"], model.n_tokens["hf"]], dim=1)))
 
 
-def sample_tokens(model, y: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    lf = model._iterative_decoding(y, generator, "lf")
-    return {"lf": lf, "hf": model._iterative_decoding(y, generator, "hf", context=lf)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the dataset HDF5 the model was trained on")
@@ -72,7 +66,7 @@ def main() -> None:
         print(f"samples of the trained prior                 "
               f"{amplitude(model.sample(classes, torch.Generator().manual_seed(args.seed))) / real:.2f}")
         own = split_tokens(model, model.token_table(x_train))
-        sampled = sample_tokens(model, y_train, args.seed)
+        sampled = model.sample_tokens(y_train, torch.Generator().manual_seed(args.seed))
         rng = np.random.default_rng(args.seed)
         for band in BANDS:
             shuffled = torch.stack([column[torch.as_tensor(rng.permutation(len(column)))] for column in own[band].T], 1)
@@ -94,7 +88,7 @@ def main() -> None:
         optimizer.step()
     memoriser.eval()
     with torch.no_grad():
-        known, drawn = split_tokens(memoriser, table), sample_tokens(memoriser, y, args.seed)
+        known, drawn = split_tokens(memoriser, table), memoriser.sample_tokens(y, torch.Generator().manual_seed(args.seed))
         for band in BANDS:
             match = (drawn[band][:, None] == known[band][None]).float().mean(-1).max(1).values
             print(f"memorised ({len(y)} records, {args.steps} steps, loss {loss.item():.2f}): {band.upper()} tokens "

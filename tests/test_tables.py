@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthecg.classifier.experiments import records_digest
+from synthecg.data.store import records_digest
 from synthecg.errors import PipelineError
 from synthecg.evaluation import plots
 from synthecg.evaluation.metrics import classification_metrics
@@ -383,13 +383,16 @@ def test_a_merged_part_that_is_not_the_single_test_split_is_refused(tmp_path):
     # Scored before the records were recorded: left out, and the Markdown says which and why.
     merged = merged_run(tmp_path, 0, {"ptbxl": 1.5, "chapman": 1.5}, parts)
     assert len(read_runs([single, merged]).merged_parts) == 2 * 4  # two sources, four metrics
-    for old in ({"test_sources"}, {"by_source.ptbxl.test_records_sha256"}):
-        metrics = json.loads(merged.read_text())
-        metrics.pop("test_sources") if "test_sources" in old else metrics["by_source"]["ptbxl"].pop("test_records_sha256")
+    complete = json.loads(merged.read_text())
+    for missing, why in (("test_sources", "scored before each test record's source was recorded"),
+                         ("test_records_sha256", "its ptbxl part cannot be checked against the ptbxl runs")):
+        metrics = json.loads(json.dumps(complete))  # each pass starts from the complete run
+        metrics.pop("test_sources") if missing == "test_sources" else metrics["by_source"]["ptbxl"].pop(missing)
         merged.write_text(json.dumps(metrics))
         classifier = read_runs([single, merged])
         table = merged_summary(classifier.runs, classifier.merged_parts, classifier.resamples)
         assert table.empty and list(classifier.unverified_merged) == [str(merged)]
+        assert classifier.unverified_merged[str(merged)].startswith(why)
         markdown = merged_markdown(table, unverified=classifier.unverified_merged)
         assert markdown.startswith("no merged-vs-single comparison") and "Merged-set runs left out (1)" in markdown
     empty = read_runs([single])

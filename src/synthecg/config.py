@@ -20,6 +20,15 @@ def merge_configs(base: Mapping, override: Mapping) -> dict:
     return result
 
 
+def read_config(*paths: str | Path | None) -> dict:
+    """YAML config files merged in order, each over the ones before it (None is skipped), as
+    Snakemake merges --configfile over configfile:, without validation or defaults."""
+    config: dict = {}
+    for path in filter(None, paths):
+        config = merge_configs(config, yaml.safe_load(Path(path).read_text()) or {})
+    return config
+
+
 def load_schema(path: str | Path) -> dict:
     with open(path) as handle:
         return yaml.safe_load(handle)

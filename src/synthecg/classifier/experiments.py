@@ -20,7 +20,6 @@ which holds exactly the records of that source's own test split, so "merging hel
 like with like. Synthetic records (stored in mV) are normalised with the real set's statistics.
 """
 
-import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,7 @@ from synthecg.classifier.classical_augmentation import (
 )
 from synthecg.classifier.resnet1d import ClassifierConfig, build_classifier, make_classifier_config
 from synthecg.classifier.training import fit, predict_probabilities
-from synthecg.data.store import load_split, load_synthetic, metadata
+from synthecg.data.store import load_split, load_synthetic, metadata, records_digest
 from synthecg.errors import PipelineError
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.generators.training import pick_device, save_atomically
@@ -85,11 +84,6 @@ def nested_fraction_indices(y: np.ndarray, fraction: float, seed: int) -> np.nda
         n = 0 if fraction == 0 else max(1, math.ceil(fraction * len(pool) - 1e-9))
         chosen.append(pool[:n])
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)
-
-
-def records_digest(record_ids: Sequence[str]) -> str:
-    """SHA-256 of record ids in order: equal digests mean the same records in the same order."""
-    return hashlib.sha256("\n".join(map(str, record_ids)).encode()).hexdigest()
 
 
 def run_experiment(

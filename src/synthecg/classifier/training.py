@@ -98,10 +98,6 @@ def epoch_order(y: np.ndarray, n_classes: int, weighting: str, rng: np.random.Ge
     return rng.choice(len(y), size=len(y), replace=True, p=per_record / per_record.sum())
 
 
-def macro_f1(model, x, y, device, windows: SlidingWindows | None) -> float:
-    return validation_scores(model, x, y, device, windows)["macro_f1"]
-
-
 def validation_scores(model, x, y, device, windows: SlidingWindows | None) -> dict[str, float | None]:
     """Macro-F1 and macro-AUROC (one class against the rest) over the classes present in y, from one
     prediction pass; AUROC is None with fewer than two classes."""

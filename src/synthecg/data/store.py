@@ -18,6 +18,7 @@ Files are written to a temporary name and renamed into place only when complete,
 interrupted job never leaves a file that looks finished.
 """
 
+import hashlib
 import json
 import os
 import zlib
@@ -236,10 +237,13 @@ def load_split(path: str | Path, split: str, normalised: bool = False) -> dict[s
         for name in ("record_id", "patient_id", "source"):
             data[name] = group[name].asstr()[...] if name in group else np.array([], dtype=object)
         if normalised:
-            mean = np.asarray(handle.attrs["norm_mean"], np.float32)[None, :, None]
-            std = np.asarray(handle.attrs["norm_std"], np.float32)[None, :, None]
-            data["x"] = (data["x"] - mean) / std
+            data["x"] = normalise(data["x"], handle.attrs)
     return data
+
+
+def records_digest(record_ids) -> str:
+    """SHA-256 of record ids in order: equal digests mean the same records in the same order."""
+    return hashlib.sha256("\n".join(map(str, record_ids)).encode()).hexdigest()
 
 
 # -- normalised and physical units -----------------------------------------------------------

@@ -73,6 +73,19 @@ def _per_class_subset(y: np.ndarray, most: int, rng: np.random.Generator) -> np.
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:most] for c in np.unique(y)]))
 
 
+def signal_measures(synthetic: tuple[np.ndarray, np.ndarray], heldout: tuple[np.ndarray, np.ndarray]) -> dict:
+    """The measures on the records themselves, each against its floor: the raw-signal CNN
+    discriminator, the amplitude and the log-spectrum differences; (records, labels) pairs."""
+    (synthetic_x, synthetic_y), (heldout_x, heldout_y) = synthetic, heldout
+    signal = lambda measure: lambda x, ref, _: measure(x, ref)  # noqa: E731 - a draw's rng unused
+    sides = (synthetic_x, heldout_x, synthetic_y, heldout_y)
+    return {
+        "cnn_score": against_floor(cnn_score, *sides, draws=CNN_DRAWS, null_interval=chance_interval),
+        "amplitude_difference": against_floor(signal(amplitude_difference), *sides),
+        "log_spectrum_difference": against_floor(signal(log_spectrum_difference), *sides),
+    }
+
+
 def embedding_measures(model, synthetic: tuple[np.ndarray, np.ndarray], heldout: tuple[np.ndarray, np.ndarray],
                        seed: int) -> dict:
     """FID, MMD² and the linear probe of one seed's embedding, each against its floor; (records, labels) pairs."""
@@ -155,13 +168,7 @@ def compute_fidelity(
         model = load_classifier(model_path)
         by_seed[seed] = {**embedding_measures(model, (synthetic_x, synthetic_y), heldout, seed),
                          **classifier_measures(model, meta, test, synthetic_x, synthetic_y, tstr_metrics[seed])}
-    signal = lambda measure: lambda x, ref, _: measure(x, ref)  # noqa: E731 - a draw's rng unused
-    sides = (synthetic_x, heldout_x, synthetic_y, heldout[1])
-    signals = {
-        "cnn_score": against_floor(cnn_score, *sides, draws=CNN_DRAWS, null_interval=chance_interval),
-        "amplitude_difference": against_floor(signal(amplitude_difference), *sides),
-        "log_spectrum_difference": against_floor(signal(log_spectrum_difference), *sides),
-    }
+    signals = signal_measures((synthetic_x, synthetic_y), (heldout_x, heldout[1]))
     # Rhythm: every real record (all splits, as read once per dataset) against a per-class subset of synthetic ones.
     table = pd.read_csv(real_rhythm_csv)
     real_rhythm = pd.concat([read_split_rhythm(table, split, len(part["y"]), real_rhythm_csv)
@@ -240,9 +247,7 @@ def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: 
         rhythms={"heldout": pd.concat([rhythm[s] for s in heldout], ignore_index=True), "train": rhythm["train"]},
     )
     synthetic = load_split(synthetic_h5, "synthetic")
-    rng = np.random.default_rng(0)
-    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(synthetic["y"] == c))[:max_per_class]
-                                   for c in np.unique(synthetic["y"])]))
+    keep = _per_class_subset(synthetic["y"], max_per_class, np.random.default_rng(0))
     report = generator_quality(synthetic["x"][keep], synthetic["y"][keep], reference, meta["classes"], meta["fs"],
                                meta["leads"])
     report = {"dataset": meta["dataset"], "generator": metadata(synthetic_h5)["generator"], **report}

@@ -184,7 +184,7 @@ def _run_frame(rows: list[dict], extra: list[str] = ()) -> pd.DataFrame:
                                        "value", *extra])
     runs["seed"] = runs["seed"].astype(int)
     # The setting's number (augmentation ratio or fine-tuning fraction) as a column of its own.
-    runs["level"] = pd.to_numeric(runs["setting"].str.lstrip("rf"), errors="coerce")
+    runs["level"] = _level(runs["setting"])
     return runs
 
 
@@ -456,7 +456,11 @@ def merged_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_
     return plain_markdown(shown) + f"\n{note}\n" + left_out
 
 
-def _level(setting: str) -> float:
+def _level(setting):
+    """The number in a setting (augmentation ratio r0.5, fine-tuning fraction f0.1); NaN for `all`.
+    A string or a Series of them."""
+    if isinstance(setting, pd.Series):
+        return pd.to_numeric(setting.str.lstrip("rf"), errors="coerce")
     return pd.to_numeric(setting.lstrip("rf"), errors="coerce")
 
 

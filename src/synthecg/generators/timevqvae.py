@@ -498,13 +498,17 @@ class TimeVQVAE(GeneratorModel):
         was_training = self.training
         self.eval()  # no dropout: it would draw from the global random stream
         try:
-            y = y.to(self.window.device)
-            tokens_lf = self._iterative_decoding(y, generator, "lf")
-            tokens_hf = self._iterative_decoding(y, generator, "hf", context=tokens_lf)
-            x = self._decode_tokens(tokens_lf, "lf") + self._decode_tokens(tokens_hf, "hf")
+            tokens = self.sample_tokens(y.to(self.window.device), generator)
+            x = self._decode_tokens(tokens["lf"], "lf") + self._decode_tokens(tokens["hf"], "hf")
         finally:
             self.train(was_training)
         return x.float()
+
+    @torch.no_grad()
+    def sample_tokens(self, y, generator) -> dict[str, torch.Tensor]:
+        """Token ids {band: [len(y), n_tokens]} of classes y: LF first, then HF given the LF tokens."""
+        tokens_lf = self._iterative_decoding(y, generator, "lf")
+        return {"lf": tokens_lf, "hf": self._iterative_decoding(y, generator, "hf", context=tokens_lf)}
 
     def _decode_tokens(self, ids, band):
         """Token ids [B, n_tokens] -> the band's time-domain signal [B, leads, T]."""
