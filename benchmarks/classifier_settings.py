@@ -40,31 +40,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from synthecg.classifier.experiments import run_experiment  # noqa: E402
 from synthecg.classifier.resnet1d import make_classifier_config  # noqa: E402
-from synthecg.config import read_config  # noqa: E402
+from synthecg.config import parse_overrides, read_config  # noqa: E402
 
 SCORES = ("macro_f1", "macro_auroc")
-
-
-def overrides(pairs: list[str]) -> dict:
-    settings = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--variant: {pair!r} is not KEY=VALUE")
-        settings[key] = yaml.safe_load(value)
-        if isinstance(settings[key], str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                settings[key] = float(settings[key])
-            except ValueError:
-                pass
-    return settings
 
 
 def train(experiment: str, data: Path, settings: dict, seed: int) -> dict:
@@ -99,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = dict(read_config(REPO / "config.yaml", args.config)["classifier"])
-    variants = {name: {**base, **overrides(pairs)} for name, *pairs in (args.variant or [["configured"]])}
+    variants = {name: {**base, **parse_overrides(pairs)} for name, *pairs in (args.variant or [["configured"]])}
     experiments = ("real", "shuffled") if args.shuffled else ("real",)
     results = {}
     print(f"{args.data}: real-only classifier, seeds {args.seeds}; mean ± std over seeds")

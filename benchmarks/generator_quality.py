@@ -5,6 +5,9 @@
     .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --out quality.json
     # the quality curve: one run per share of the configured steps
     .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --generators diffwave --budgets 0.25 0.5 1
+    # on a GPU, with a setting changed over the preset's
+    .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --generators timevqvae --device cuda \\
+        --budgets 2 --set generators.timevqvae.batch_size=128
     # models the pipeline trained, sampled and judged without training
     .venv/bin/python benchmarks/generator_quality.py --config presets/cpu.yaml --models results/generators/ptbxl --replicate 0
     # TimeDiffusion: nearness to its seed records against quality, sampling only
@@ -37,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from synthecg.config import read_config  # noqa: E402
+from synthecg.config import merge_configs, parse_overrides, read_config  # noqa: E402
 from synthecg.data.leads import lead_indices  # noqa: E402
 from synthecg.data.store import load_split, metadata  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
@@ -130,6 +133,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("results/data/ptbxl.h5"), help="a dataset HDF5 of the pipeline")
     parser.add_argument("--config", type=Path, help="a config or preset merged over config.yaml (e.g. presets/cpu.yaml)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="settings over --config, e.g. generators.timevqvae.batch_size=128")
     parser.add_argument("--generators", nargs="+", default=None, help="default: generators.names of the config")
     parser.add_argument("--budgets", nargs="+", type=float, default=[1.0], help="shares of the configured training steps")
     parser.add_argument("--models", type=Path, help="a folder of trained models ({generator}/rep{replicate}/model.pt): sample, do not train")
@@ -144,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    config = read_config(REPO / "config.yaml", args.config)
+    config = merge_configs(read_config(REPO / "config.yaml", args.config), parse_overrides(args.set))
     names = args.generators or config["generators"]["names"]
     meta, train, heldout_x, heldout_y = real_sets(args.data)
     classes, fs, leads = meta["classes"], meta["fs"], meta["leads"]

@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO
 from synthecg.classifier.classical_augmentation import ClassicalAugmentation
 from synthecg.classifier.resnet1d import ClassifierConfig
-from synthecg.config import load_schema, merge_configs, validate_config
+from synthecg.config import load_schema, merge_configs, parse_overrides, validate_config
 from synthecg.errors import PipelineError
 from synthecg.generators.diffwave import DiffWaveConfig
 from synthecg.generators.timediffusion import TimeDiffusionConfig
@@ -139,3 +139,17 @@ def test_unset_model_settings_stay_empty():
     del config["classifier"], config["generators"]["diffwave"]
     validate_config(config, SCHEMA_PATH)
     assert config["classifier"] == {} and config["generators"]["diffwave"] == {}
+
+
+def test_command_line_settings_name_nested_keys_and_read_their_values_as_yaml():
+    """The benchmarks' `--set` / `--variant` KEY=VALUE: a dotted key reaches a nested setting, and a
+    number written without a dot (1e-3, which YAML 1.1 leaves a string) is still a number."""
+    settings = parse_overrides(["generators.timevqvae.batch_size=128", "generators.timevqvae.learning_rate=1e-3",
+                                "classifier.class_weighting=sampler", "sampling.per_class=null"])
+    assert settings == {"generators": {"timevqvae": {"batch_size": 128, "learning_rate": 1e-3}},
+                        "classifier": {"class_weighting": "sampler"}, "sampling": {"per_class": None}}
+    merged = merge_configs(load("config.yaml"), settings)
+    assert merged["generators"]["timevqvae"]["batch_size"] == 128
+    assert merged["generators"]["timevqvae"]["steps"] == load("config.yaml")["generators"]["timevqvae"]["steps"]
+    with pytest.raises(PipelineError, match="'batch_size' is not KEY=VALUE"):
+        parse_overrides(["batch_size"])

@@ -29,6 +29,28 @@ def read_config(*paths: str | Path | None) -> dict:
     return config
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """`KEY=VALUE` strings as a nested dict, for merge_configs: a dotted KEY
+    (`generators.timevqvae.batch_size=128`) names a nested setting; VALUE is read as YAML."""
+    result: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise PipelineError(f"setting {pair!r} is not KEY=VALUE")
+        value = yaml.safe_load(text)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        *parents, leaf = key.split(".")
+        node = result
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return result
+
+
 def load_schema(path: str | Path) -> dict:
     with open(path) as handle:
         return yaml.safe_load(handle)
