@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("results/data/ptbxl.h5"), help="a dataset HDF5 of the pipeline")
     parser.add_argument("--config", type=Path, help="a config or preset merged over config.yaml (e.g. presets/cpu.yaml)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="settings over --config, e.g. generators.timevqvae.batch_size=128")
+                        help="settings over --config, e.g. generators.timevqvae.batch_size=128; with --models only those that act at sampling")
     parser.add_argument("--generators", nargs="+", default=None, help="default: generators.names of the config")
     parser.add_argument("--budgets", nargs="+", type=float, default=[1.0], help="shares of the configured training steps")
     parser.add_argument("--models", type=Path, help="a folder of trained models ({generator}/rep{replicate}/model.pt): sample, do not train")
@@ -169,6 +169,9 @@ def main() -> None:
                 else:
                     model_path, sidecar = train_one(args.data, name, config, budget, Path(workdir), device.type)
                 model = load_generator(model_path, device)
+                # --set's sampling settings (choice temperatures, guidance) reach loaded models too
+                sampling_settings = parse_overrides(args.set).get("generators", {}).get(name, {})
+                model.config = dataclasses.replace(model.config, **sampling_settings)
                 variants = [None] if name != "timediffusion" or not args.proximity else args.proximity
                 for proximity in variants:
                     label = f"{name} x{budget:g}" + (f" proximity {proximity:g}" if proximity is not None else "")

@@ -219,27 +219,57 @@ def test_both_stages_warm_up_then_decay_along_a_cosine():
 
 def test_class_and_mask_embeddings_reach_the_first_block_undropped():
     torch.manual_seed(0)
-    codebook, n_tokens, n_context = 8, 12, 5
+    codebook, n_tokens, n_context = 8, 12, 6
+    context_index = (torch.arange(n_tokens) // 2)[:, None]  # token i sits at context token i // 2's time
     prior = TokenPrior(codebook, n_tokens, n_classes=3, hidden=16, layers=1, heads=1, ff_mult=1, dropout=0.9,
-                       context_codebook_size=6, n_context=n_context).train()
+                       context_codebook_size=6, context_index=context_index).train()
     seen = {}
-    prior.blocks[0].register_forward_pre_hook(lambda module, inputs: seen.setdefault("h", inputs[0].detach()))
+    prior.blocks[0].register_forward_pre_hook(lambda module, inputs: seen.update(h=inputs[0].detach()))
     tokens = torch.randint(codebook, (4, n_tokens))
     tokens[:, ::2] = codebook  # every other token masked
     classes, context = torch.tensor([0, 1, 2, 3]), torch.randint(6, (4, n_context))
+    with torch.no_grad():
+        saved_context = prior.context_embedding.weight.clone()
+        prior.context_embedding.weight.zero_()  # first without context: what is left must be exact
     prior(tokens, classes, context)
     h, position = seen["h"], prior.position.detach()[0]
     expected_class = prior.class_embedding(classes).detach() + position[0]
     torch.testing.assert_close(h[:, 0], expected_class)  # the class token, whole
-    token_part, token_position = h[:, 1 + n_context:], position[1 + n_context:]
+    token_part, token_position = h[:, 1:], position[1:]
     masked = tokens == codebook
     expected_mask = prior.token_embedding.weight.detach()[codebook] + token_position
     torch.testing.assert_close(token_part[:, ::2], expected_mask[::2].expand(4, -1, -1))  # mask tokens, whole
-    # Known tokens and the context are dropped (p = 0.9: nearly every value is zeroed or scaled).
+    # Known tokens are dropped (p = 0.9: nearly every value is zeroed or scaled).
     known = prior.token_embedding(tokens).detach() + token_position
     assert not torch.allclose(token_part[~masked], known[~masked])
-    context_part = h[:, 1:1 + n_context]
-    assert not torch.allclose(context_part, prior.context_embedding(context).detach() + position[1:1 + n_context])
+    # The context is dropped too: with it back, the mask tokens' inputs differ from mask + context.
+    with torch.no_grad():
+        prior.context_embedding.weight.copy_(saved_context)
+    prior(tokens, classes, context)
+    aligned_context = prior.context_embedding(context).detach()[:, context_index].sum(2)
+    assert not torch.allclose(seen["h"][:, 1:][masked], (expected_mask.expand(4, -1, -1) + aligned_context)[masked])
+
+
+def test_the_hf_prior_reads_each_lf_token_at_the_hf_tokens_of_its_time():
+    """Changing one LF token changes the HF prior's input at exactly the HF tokens that cover its
+    time (both HF bins), and nowhere else: the LF and HF grids line up in time."""
+    torch.manual_seed(0)
+    model = TimeVQVAE(dataclasses.replace(TINY, lf_token_ms=160.0, hf_token_ms=80.0), 2, 12, 1000, FS).eval()
+    (lf_rows, lf_columns), (hf_rows, hf_columns) = model.token_grid["lf"], model.token_grid["hf"]
+    assert hf_columns == 2 * lf_columns and hf_rows >= 2  # 80 ms HF columns, two per 160 ms LF column
+    prior, seen = model.priors["hf"], {}
+    prior.blocks[0].register_forward_pre_hook(lambda module, inputs: seen.update(h=inputs[0].detach()))
+    lf = torch.randint(model.codebook_sizes["lf"], (1, model.n_tokens["lf"]))
+    hf = torch.randint(model.codebook_sizes["hf"], (1, model.n_tokens["hf"]))
+    prior(hf, torch.tensor([0]), lf)
+    before = seen["h"][0, 1:]
+    column = 7
+    lf[0, column] = (lf[0, column] + 1) % model.codebook_sizes["lf"]
+    prior(hf, torch.tensor([0]), lf)
+    changed = (seen["h"][0, 1:] != before).any(-1).reshape(hf_rows, hf_columns)  # HF tokens are row-major
+    expected = torch.zeros(hf_rows, hf_columns, dtype=torch.bool)
+    expected[:, 2 * column:2 * column + 2] = True
+    assert torch.equal(changed, expected)
 
 
 # --- choice temperatures per band ---

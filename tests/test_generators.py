@@ -59,6 +59,19 @@ def test_save_and_load_give_identical_samples(name, tmp_path):
     torch.testing.assert_close(first, again, rtol=0, atol=0)
 
 
+def test_a_model_whose_weights_no_longer_fit_the_code_is_a_clear_error(tmp_path):
+    """A model saved by an older layout (here: the HF prior's former LF prefix, one position per LF
+    token more) names its file and says to retrain, instead of a bare state-dict error."""
+    model = build("timevqvae", tiny("timevqvae", steps=5), 2, 12, T, T)
+    save_generator(model, "timevqvae", tmp_path / "model.pt")
+    saved = torch.load(tmp_path / "model.pt", weights_only=False)
+    position = saved["model"]["priors.hf.position"]
+    saved["model"]["priors.hf.position"] = torch.cat([position, position[:, 1:]], dim=1)
+    torch.save(saved, tmp_path / "model.pt")
+    with pytest.raises(PipelineError, match=r"(?s)model\.pt: made by another version of this pipeline.*rerun its training"):
+        load_generator(tmp_path / "model.pt")
+
+
 class Interrupted(Exception):
     pass
 

@@ -222,7 +222,10 @@ def load_generator(path: str | Path, device: torch.device | None = None) -> Gene
         raise PipelineError(f"{path}: made by an older version of this pipeline (no sampling rate); rerun its training")
     config = make_config(saved["generator"], _tuples(saved["config"]))
     model = build(saved["generator"], config, saved["n_classes"], saved["n_leads"], saved["n_samples"], saved["fs"])
-    model.load_state_dict(saved["model"])
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as error:
+        raise PipelineError(f"{path}: made by another version of this pipeline ({error}); rerun its training") from error
     return model.to(device or "cpu").eval()
 
 
