@@ -26,6 +26,8 @@ import numpy as np
 from scipy import linalg
 from scipy.signal import welch
 
+from synthecg.evaluation.statistics import percentile_interval
+
 DRAWS = 20  # pairs of real halves and synthetic subsets each measure is averaged over
 MAX_RECORDS = 500  # N per side at most: MMD's kernel is quadratic in it
 MIN_RECORDS = 4  # below this per side a measure is reported missing, not computed
@@ -45,14 +47,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(max(value, 0.0))
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances [len(a), len(b)] between rows, flattened (by expansion: exact
+    enough for kernels and nearest records, not for telling exact copies apart)."""
+    a, b = (np.asarray(v, np.float64).reshape(len(v), -1) for v in (a, b))
     return np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0.0)
 
 
 def median_bandwidth(real: np.ndarray) -> float:
     """The median heuristic on real records only: the median distance between two of them."""
-    squared = _squared_distances(real, real)[np.triu_indices(len(real), 1)]
+    squared = squared_distances(real, real)[np.triu_indices(len(real), 1)]
     return float(np.sqrt(np.median(squared))) or 1.0
 
 
@@ -71,7 +75,7 @@ def _mmd2_from_kernel(kernel: np.ndarray, first: np.ndarray) -> float:
 
 def _kernel(a: np.ndarray, b: np.ndarray, bandwidth: float) -> np.ndarray:
     pooled = np.concatenate([np.asarray(a, np.float64), np.asarray(b, np.float64)])
-    return np.exp(-_squared_distances(pooled, pooled) / (2 * bandwidth**2))
+    return np.exp(-squared_distances(pooled, pooled) / (2 * bandwidth**2))
 
 
 def mmd2(a: np.ndarray, b: np.ndarray, bandwidth: float) -> float:
@@ -151,9 +155,7 @@ def against_floor(measure: Callable[[np.ndarray, np.ndarray, np.random.Generator
         half_a, half_b, subset = (np.concatenate(part) for part in (half_a, half_b, subset))
         values.append(measure(synthetic[subset], real[half_a], rng))
         floors.append(measure(real[half_b], real[half_a], rng))
-    return {"value": float(np.mean(values)), "value_interval": _central(values), "floor": float(np.mean(floors)),
-            "floor_interval": null_interval(n) if null_interval else _central(floors), "n": int(n), "draws": draws}
+    return {"value": float(np.mean(values)), "value_interval": percentile_interval(values), "floor": float(np.mean(floors)),
+            "floor_interval": null_interval(n) if null_interval else percentile_interval(floors), "n": int(n), "draws": draws}
 
 
-def _central(values) -> list[float]:
-    return [float(q) for q in np.percentile(values, [2.5, 97.5])]

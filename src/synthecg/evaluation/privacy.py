@@ -32,6 +32,8 @@ import numpy as np
 from scipy.signal import butter, find_peaks, sosfiltfilt
 from scipy.special import gammaln
 
+from synthecg.evaluation.closeness import squared_distances
+
 COPY_RTOL = 1e-4  # a copy is within this share of the training record's norm; float32 round trips leave ~1e-7
 BEAT_WINDOW_S = (-0.25, 0.45)  # around each QRS: the P wave before, the T wave after
 PERMUTATIONS = 500
@@ -69,10 +71,8 @@ def exact_copies(queries: np.ndarray, references: np.ndarray, rtol: float = COPY
 
 
 def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances [len(a), len(b)] of flattened rows (expansion; for DCRs, not for copies)."""
-    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
-    squared = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
-    return np.sqrt(np.maximum(squared, 0.0))
+    """Euclidean distances [len(a), len(b)] of flattened rows (for DCRs)."""
+    return np.sqrt(squared_distances(a, b))
 
 
 # -- a representation where a shifted copy is still a copy --------------------------------------
