@@ -171,7 +171,7 @@ def run_experiment(
         majority = np.zeros_like(probabilities)
         majority[:, np.bincount(train["y"], minlength=len(classes)).argmax()] = 1.0
         floor = classification_metrics(test["y"], majority, classes)
-        metrics["majority_class_baseline"] = {key: floor[key] for key in ("macro_f1", "macro_auroc", "accuracy")}
+        metrics["majority_class_baseline"] = {key: floor[key] for key in ("macro_f1", "macro_auroc", "accuracy", "balanced_accuracy")}
     metrics.update(fit_summary)
     metrics.update({
         "experiment": experiment, "dataset": meta["dataset"], "seed": seed, "device": str(torch_device),
