@@ -360,20 +360,19 @@ def merged_grid(runs: pd.DataFrame, parts: pd.DataFrame) -> list[tuple[str, str,
             if (dataset, *cell) in single and tuple(cell) not in (SHUFFLED_RUN, MAJORITY_RUN)]
 
 
-def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None,
-                merged_parts: pd.DataFrame | None = None) -> pd.DataFrame:
+def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
     """Arm minus baseline per comparison and macro metric, paired by seed: n pairs, mean and std of
     the differences, the bootstrap interval of the mean difference (test records resampled jointly),
-    the paired t-test's p, Holm's adjusted p across every comparison of the metric, and a verdict.
+    the paired t-test's p, Holm's adjusted p across every comparison of the metric, and a verdict."""
+    return paired_differences(runs, runs, comparison_grid(runs), resamples)
 
-    With `merged_parts` (ClassifierRuns.merged_parts), the comparisons are instead merged vs single:
-    the merged-set model on a source's test records minus the source's own model, cell by cell;
-    Holm then runs over that family."""
+
+def paired_differences(arm_runs: pd.DataFrame, baseline_runs: pd.DataFrame, grid, resamples=None) -> pd.DataFrame:
+    """`comparisons` over a given grid of (dataset, comparison, arm cell, baseline cell), the arm
+    cells looked up in `arm_runs` (for merged vs single: the merged model's parts) and the baseline
+    cells in `baseline_runs`; Holm runs over the grid's comparisons of each metric."""
     index = ["dataset", "experiment", "generator", "setting", "metric", "seed"]
-    cells = runs.set_index(index).sort_index()
-    arms, grid = cells, comparison_grid(runs)
-    if merged_parts is not None:
-        arms, grid = merged_parts.set_index(index).sort_index(), merged_grid(runs, merged_parts)
+    arms, cells = (frame.set_index(index).sort_index() for frame in (arm_runs, baseline_runs))
     rows = []
     for metric in MACRO_METRICS:
         for dataset, comparison, arm, baseline in grid:
@@ -398,7 +397,7 @@ def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None,
 def merged_summary(runs: pd.DataFrame, parts: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
     """Per source and cell run both ways: the source's own model and the merged model on the same
     test records (mean, std, n, interval each), with the paired difference, its test and verdict."""
-    compared = comparisons(runs, resamples, merged_parts=parts)
+    compared = paired_differences(parts, runs, merged_grid(runs, parts), resamples)
     by = ["dataset", "experiment", "generator", "setting", "metric"]
     grid = {(dataset, *cell) for dataset, _, cell, _ in merged_grid(runs, parts)}
     def shared(frame: pd.DataFrame) -> pd.DataFrame:
