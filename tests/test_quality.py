@@ -3,8 +3,11 @@
 import numpy as np
 import pytest
 
-from synthecg.data.store import STANDARD_LEADS
+from synthecg.data.store import STANDARD_LEADS, DatasetWriter, RunningStats
+from synthecg.errors import PipelineError
+from synthecg.evaluation.fidelity import read_synthetic_rhythms, synthetic_rhythms
 from synthecg.evaluation.quality import generator_quality, nearest_correlation, real_reference
+from synthecg.evaluation.rhythm import analyse_records
 
 CLASSES = ["SR", "SB", "AFIB", "GSVT"]
 
@@ -77,3 +80,34 @@ def test_the_report_shows_how_near_synthetic_and_held_out_records_are_to_trainin
     assert copied["nearest_train_correlation_median"]["synthetic"] == pytest.approx(1.0)
     assert copied["nearest_train_correlation_median"]["real_heldout"] < 0.9
     assert copied["n_real"] == {"heldout": len(x), "train": len(train)}
+
+
+def write_records(path, splits):
+    stats = RunningStats()
+    with DatasetWriter(path, 1000, tuple(splits)) as writer:
+        for split, (x, y) in splits.items():
+            for i, (record, label) in enumerate(zip(x, y)):
+                writer.append(split, record, int(label), f"{split}{i}", f"p{i}", "ptbxl")
+                stats = stats.merge(RunningStats.of(record))
+        writer.finish({"classes": CLASSES, "leads": list(STANDARD_LEADS), "fs": 100, "seconds": 10, "units": "mV",
+                       "dataset": "ptbxl", "norm_mean": stats.mean, "norm_std": stats.std, "norm_count": stats.count})
+
+
+def test_the_synthetic_rhythm_table_reads_the_records_it_names_and_refuses_another_set(halves, tmp_path):
+    """The one rhythm reading the quality and closeness reports share: a per-class draw from the
+    synthetic files concatenated in order, each row the rhythm of the record its index names."""
+    (x, y), (real_x, real_y) = halves
+    write_records(tmp_path / "real.h5", {"train": (real_x, real_y)})
+    middle = len(y) // 2
+    write_records(tmp_path / "rep_a.h5", {"synthetic": (x[:middle], y[:middle])})
+    write_records(tmp_path / "rep_b.h5", {"synthetic": (x[middle:], y[middle:])})
+    table = synthetic_rhythms(tmp_path / "real.h5", [tmp_path / "rep_a.h5", tmp_path / "rep_b.h5"], max_per_class=3)
+    assert table.groupby("label").size().max() <= 3 and set(table["label"]) == set(y)
+    assert (table["record"] >= middle).any()  # the draw reaches the second file
+    table.to_csv(tmp_path / "rhythm.csv", index=False)
+    keep, rhythm = read_synthetic_rhythms(tmp_path / "rhythm.csv", y)
+    expected = analyse_records(x[keep], 100, STANDARD_LEADS)
+    np.testing.assert_allclose(rhythm["heart_rate_bpm"], expected["heart_rate_bpm"], rtol=1e-4)
+    assert rhythm["detected"].dtype == bool and list(rhythm["detected"]) == list(expected["detected"])
+    with pytest.raises(PipelineError, match="rhythm.csv: its records are not those of the synthetic set"):
+        read_synthetic_rhythms(tmp_path / "rhythm.csv", (y + 1) % len(CLASSES))  # another set's labels

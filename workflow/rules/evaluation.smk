@@ -17,11 +17,31 @@ rule real_rhythm:
         "../scripts/real_rhythm.py"
 
 
+rule synthetic_rhythm:
+    input:
+        real="results/data/{dataset}.h5",
+        synthetic=synthetic_for,
+    output:
+        csv="results/quality/{dataset}/synthetic_rhythm/{generator}.csv",
+    log:
+        "results/logs/quality/{dataset}/synthetic_rhythm/{generator}.log",
+    benchmark:
+        "results/benchmarks/quality/{dataset}/synthetic_rhythm/{generator}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    params:
+        max_per_class=200,  # records read per class (~60 ms each), whatever the sampling ratio
+    script:
+        "../scripts/synthetic_rhythm.py"
+
+
 rule generator_quality:
     input:
         real="results/data/{source}.h5",
         real_rhythm="results/quality/{source}/real_rhythm.csv",
         synthetic=first_synthetic,
+        synthetic_rhythm="results/quality/{source}/synthetic_rhythm/{generator}.csv",
     output:
         json="results/quality/{source}/{generator}.json",
     log:
@@ -31,8 +51,6 @@ rule generator_quality:
     conda:
         "../../envs/torch.yaml"
     threads: 1
-    params:
-        max_per_class=200,
     script:
         "../scripts/generator_quality.py"
 
@@ -42,6 +60,7 @@ rule fidelity_report:
         real="results/data/{dataset}.h5",
         real_rhythm="results/quality/{dataset}/real_rhythm.csv",
         synthetic=synthetic_for,
+        synthetic_rhythm="results/quality/{dataset}/synthetic_rhythm/{generator}.csv",
         real_models=real_classifier_models,
         tstr_metrics=tstr_metrics,
     output:

@@ -23,6 +23,7 @@ with logged_job(snakemake.log[0]) as log:
         dict(zip(seeds, map(Path, snakemake.input.tstr_metrics))),
         Path(snakemake.output.json),
         Path(snakemake.input.real_rhythm),
+        Path(snakemake.input.synthetic_rhythm),
     )
     for seed, scores in report["by_seed"].items():
         log.info("seed %s: %s", seed, "; ".join(described(m, scores[m]) for m in ("fid", "mmd2", "linear_probe_score")))

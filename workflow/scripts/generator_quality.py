@@ -8,8 +8,7 @@ from synthecg.logs import logged_job
 with logged_job(snakemake.log[0]) as log:
     report = write_generator_quality(
         Path(snakemake.input.real), Path(snakemake.input.synthetic), Path(snakemake.input.real_rhythm),
-        Path(snakemake.output.json),
-        max_per_class=snakemake.params.max_per_class,
+        Path(snakemake.input.synthetic_rhythm), Path(snakemake.output.json),
     )
     for name, entry in report["per_class"].items():
         log.info("%s: detectable %.2f, fits class %s, %s", name, entry["synthetic"]["detectable"],

@@ -49,6 +49,7 @@ from synthecg.evaluation.discriminators import chance_interval, cnn_score, linea
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.evaluation.quality import generator_quality, real_reference
 from synthecg.evaluation.rhythm import (
+    COLUMNS,
     analyse_records,
     heart_rate_by_class,
     rate_against_floor,
@@ -149,10 +150,12 @@ def compute_fidelity(
     tstr_metrics: Mapping[int, Path],
     out_json: Path,
     real_rhythm_csv: Path,
+    synthetic_rhythm_csv: Path,
 ) -> dict:
     """Closeness of one synthetic set to its real data (module docstring); the classifier-based
     scores once per seed. `real_models` and `tstr_metrics` map each seed to its `real` classifier
-    and its `synthetic` experiment's metrics; `real_rhythm_csv` is the dataset's `split_rhythms` table."""
+    and its `synthetic` experiment's metrics; `real_rhythm_csv` is the dataset's `split_rhythms`
+    table and `synthetic_rhythm_csv` the `synthetic_rhythms` table of `synthetic_h5`."""
     meta = metadata(real_h5)
     splits = {s: load_split(real_h5, s, normalised=True) for s in ("train", *REFERENCE) if meta["splits"].get(s)}
     empty = {"x": np.zeros((0, len(meta["leads"]), round(meta["fs"] * meta["seconds"])), np.float32),
@@ -174,8 +177,7 @@ def compute_fidelity(
     real_rhythm = pd.concat([read_split_rhythm(table, split, len(part["y"]), real_rhythm_csv)
                              for split, part in splits.items()], ignore_index=True)
     real_y = np.concatenate([part["y"] for part in splits.values()])
-    keep = _per_class_subset(synthetic_y, MAX_RHYTHM_PER_CLASS, np.random.default_rng(0))
-    synthetic_rhythm = analyse_records(to_millivolts(synthetic_x[keep], meta), meta["fs"], meta["leads"])
+    keep, synthetic_rhythm = read_synthetic_rhythms(synthetic_rhythm_csv, synthetic_y)
     heart_rate = heart_rate_by_class(real_rhythm, real_y, synthetic_rhythm, synthetic_y[keep], meta["classes"])
     for name, floored in rate_against_floor(real_rhythm, real_y, synthetic_rhythm, synthetic_y[keep],
                                             meta["classes"]).items():
@@ -227,14 +229,39 @@ def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, 
     })
 
 
-def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: Path, out_json: Path,
-                            max_per_class: int = 200) -> dict:
+def synthetic_rhythms(real_h5: Path, synthetic_h5: Sequence[Path], max_per_class: int = MAX_RHYTHM_PER_CLASS) -> pd.DataFrame:
+    """The rhythm of at most `max_per_class` synthetic records per class (a seeded draw from the
+    files concatenated in order): columns record (its index there), label and the rhythm columns.
+
+    Read once per dataset and generator (`results/quality/{dataset}/synthetic_rhythm/`) for its
+    quality and closeness reports, which judge the same records; the cap bounds the rhythm
+    reader's time (~60 ms a record) whatever the sampling ratio.
+    """
+    meta = metadata(real_h5)
+    x, y = load_synthetic(synthetic_h5, meta)
+    keep = _per_class_subset(y, max_per_class, np.random.default_rng(0))
+    rhythm = analyse_records(to_millivolts(x[keep], meta), meta["fs"], meta["leads"])
+    return rhythm.assign(record=keep, label=y[keep])[["record", "label", *COLUMNS]]
+
+
+def read_synthetic_rhythms(path: Path, synthetic_y: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """(record indices, their rhythm rows) of a `synthetic_rhythms` table, checked against the labels
+    of the synthetic set it was read from."""
+    table = pd.read_csv(path)
+    keep = table["record"].to_numpy(int)
+    if len(keep) and (keep.max() >= len(synthetic_y) or not np.array_equal(table["label"], synthetic_y[keep])):
+        raise PipelineError(f"{path}: its records are not those of the synthetic set it belongs to; delete it and rerun")
+    rhythm = table[COLUMNS].reset_index(drop=True)
+    return keep, rhythm.assign(detected=rhythm["detected"].astype(bool), lead=rhythm["lead"].fillna(""))
+
+
+def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: Path, synthetic_rhythm_csv: Path,
+                            out_json: Path) -> dict:
     """Per-class quality of one generator's synthetic set against the real records (held-out: validation
     and test splits; and training), as `synthecg.evaluation.quality.generator_quality` measures it, in mV.
 
-    `real_rhythm_csv` is the dataset's `split_rhythms` table. At most `max_per_class` synthetic
-    records per class are judged (a seeded draw), which bounds the rhythm reader's time (~60 ms a
-    record) whatever the sampling ratio.
+    `real_rhythm_csv` is the dataset's `split_rhythms` table; the records judged are those of
+    `synthetic_rhythm_csv` (`synthetic_rhythms` of this one file).
     """
     meta = metadata(real_h5)
     rhythm_table = pd.read_csv(real_rhythm_csv)
@@ -247,9 +274,9 @@ def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: 
         rhythms={"heldout": pd.concat([rhythm[s] for s in heldout], ignore_index=True), "train": rhythm["train"]},
     )
     synthetic = load_split(synthetic_h5, "synthetic")
-    keep = _per_class_subset(synthetic["y"], max_per_class, np.random.default_rng(0))
+    keep, synthetic_rhythm = read_synthetic_rhythms(synthetic_rhythm_csv, synthetic["y"])
     report = generator_quality(synthetic["x"][keep], synthetic["y"][keep], reference, meta["classes"], meta["fs"],
-                               meta["leads"])
+                               meta["leads"], synthetic_rhythm=synthetic_rhythm)
     report = {"dataset": meta["dataset"], "generator": metadata(synthetic_h5)["generator"], **report}
     write_json_atomically(report, out_json)
     return report

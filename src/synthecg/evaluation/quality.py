@@ -75,7 +75,8 @@ def real_reference(heldout_mv: np.ndarray, heldout_y: np.ndarray, fs: int, leads
 
 
 def generator_quality(synthetic_mv: np.ndarray, synthetic_y: np.ndarray, reference: dict,
-                      classes: Sequence[str], fs: int, leads: Sequence[str], processes: int = 1) -> dict:
+                      classes: Sequence[str], fs: int, leads: Sequence[str], processes: int = 1,
+                      synthetic_rhythm: pd.DataFrame | None = None) -> dict:
     """The per-class rhythm figures and the signal measures of one synthetic set [N, leads, T] in mV.
 
     A class's real share (what a perfect generator would score) pools every real record of the
@@ -84,7 +85,8 @@ def generator_quality(synthetic_mv: np.ndarray, synthetic_y: np.ndarray, referen
     too. With training records in `reference`, also each record's nearest-training-record
     correlation, for synthetic and (as the floor) held-out real records.
     """
-    synthetic_rhythm = analyse_records(synthetic_mv, fs, leads, processes)
+    if synthetic_rhythm is None:  # else read already, one row per record (the pipeline's synthetic_rhythm)
+        synthetic_rhythm = analyse_records(synthetic_mv, fs, leads, processes)
     synthetic_by_class = rhythm_by_class(synthetic_rhythm, synthetic_y, classes)
     parts = [reference[key] for key in ("heldout", "train") if key in reference]
     real_x = np.concatenate([x for x, _, _ in parts])
