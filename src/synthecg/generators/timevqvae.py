@@ -6,10 +6,11 @@ band has its own 2-D convolutional encoder over (frequency, time), its own codeb
 decoder, whose output goes back to the time domain through the inverse STFT. The record is the sum
 of the two bands. Stage 2 is a bidirectional transformer (MaskGIT) prior per band, learnt on the
 frozen tokens: the LF prior sees the class token, the HF prior the class token and, at each HF
-token, the LF tokens of the same time (the paper's "HF given LF"). Sampling decodes LF tokens, then HF tokens, by MaskGIT's iterative
-decoding with classifier-free guidance, and decodes both to the time domain. Stage 2 trains on the
-tokens of the training records, encoded once when it starts (`stage_inputs`). Both stages follow
-the authors' learning-rate schedule: a linear warm-up, then a cosine decay.
+token, the LF tokens of the same time (the paper's "HF given LF"). Sampling decodes LF tokens,
+then HF tokens, by MaskGIT's iterative decoding with classifier-free guidance, and decodes both
+to the time domain. Stage 2 trains on the tokens of the training records, encoded once when it
+starts (`stage_inputs`). Both stages follow the authors' learning-rate schedule: a linear warm-up,
+then a cosine decay.
 
 What we changed for 12-lead ECG: the real and imaginary parts of the 12 leads' spectrograms are
 the 24 input channels of each encoder (the authors' model takes the same layout, 2 per channel,
@@ -21,9 +22,9 @@ spectrogram's time axis is padded to a multiple of the downsampling factor and c
 The rest is simplified:
 GroupNorm residual blocks and SiLU instead of the authors' BatchNorm, weight norm and Snake, and
 a plain pre-norm transformer. The HF prior adds the embedding of the LF token at each HF token's
-time to that token's own (the authors upsample the LF embeddings to the HF length, smooth them with
-two convolutions and concatenate them to the HF ones). Training masks a share
-cos(pi/2 r) of the tokens, as in MaskGIT (the authors' code keeps that share unmasked instead).
+time to that token's own (the authors upsample the LF embeddings to the HF length, smooth them
+with two convolutions and concatenate them to the HF ones). Training masks a share cos(pi/2 r) of
+the tokens, as in MaskGIT (the authors' code keeps that share unmasked instead).
 
 This is our own implementation after the paper and the authors' code (github.com/ML4ITS/TimeVQVAE,
 configuration of September 2024): the PyPI `timevqvae` package needs Python >= 3.12 and drops
