@@ -250,26 +250,34 @@ def test_class_and_mask_embeddings_reach_the_first_block_undropped():
     assert not torch.allclose(seen["h"][:, 1:][masked], (expected_mask.expand(4, -1, -1) + aligned_context)[masked])
 
 
-def test_the_hf_prior_reads_each_lf_token_at_the_hf_tokens_of_its_time():
-    """Changing one LF token changes the HF prior's input at exactly the HF tokens that cover its
-    time (both HF bins), and nowhere else: the LF and HF grids line up in time."""
+@pytest.mark.parametrize("lf_ms, hf_ms", [(160.0, 80.0), (320.0, 80.0), (80.0, 160.0)])
+def test_the_hf_prior_reads_each_lf_token_at_the_hf_tokens_of_its_time(lf_ms, hf_ms):
+    """Changing one LF token changes the HF prior's input at exactly the HF tokens centred in its
+    time span (every HF bin), each of which overlaps that span, and nowhere else, also where the two
+    bands pad their frames differently (320 / 80 ms on 1,001 frames) or HF tokens are the longer."""
     torch.manual_seed(0)
-    model = TimeVQVAE(dataclasses.replace(TINY, lf_token_ms=160.0, hf_token_ms=80.0), 2, 12, 1000, FS).eval()
+    model = TimeVQVAE(dataclasses.replace(TINY, lf_token_ms=lf_ms, hf_token_ms=hf_ms), 2, 12, 1000, FS).eval()
     (lf_rows, lf_columns), (hf_rows, hf_columns) = model.token_grid["lf"], model.token_grid["hf"]
-    assert hf_columns == 2 * lf_columns and hf_rows >= 2  # 80 ms HF columns, two per 160 ms LF column
+    lf_frames, hf_frames = model.padded_frames["lf"] // lf_columns, model.padded_frames["hf"] // hf_columns
     prior, seen = model.priors["hf"], {}
     prior.blocks[0].register_forward_pre_hook(lambda module, inputs: seen.update(h=inputs[0].detach()))
     lf = torch.randint(model.codebook_sizes["lf"], (1, model.n_tokens["lf"]))
     hf = torch.randint(model.codebook_sizes["hf"], (1, model.n_tokens["hf"]))
     prior(hf, torch.tensor([0]), lf)
     before = seen["h"][0, 1:]
-    column = 7
-    lf[0, column] = (lf[0, column] + 1) % model.codebook_sizes["lf"]
-    prior(hf, torch.tensor([0]), lf)
-    changed = (seen["h"][0, 1:] != before).any(-1).reshape(hf_rows, hf_columns)  # HF tokens are row-major
-    expected = torch.zeros(hf_rows, hf_columns, dtype=torch.bool)
-    expected[:, 2 * column:2 * column + 2] = True
-    assert torch.equal(changed, expected)
+    for hf_column in (hf_columns // 2, hf_columns - 1):
+        column = min((hf_column * hf_frames + hf_frames // 2) // lf_frames, lf_columns - 1)
+        changed_lf = lf.clone()
+        changed_lf[0, column] = (lf[0, column] + 1) % model.codebook_sizes["lf"]
+        prior(hf, torch.tensor([0]), changed_lf)
+        changed = (seen["h"][0, 1:] != before).any(-1).reshape(hf_rows, hf_columns)  # HF tokens are row-major
+        columns = torch.nonzero(changed.all(0)).flatten().tolist()
+        assert torch.equal(changed.any(0), changed.all(0)) and hf_column in columns  # every bin of a column
+        lf_start, lf_end = column * lf_frames, (column + 1) * lf_frames
+        for i in columns:  # each overlaps the LF token's span, centred in it (the last LF column takes the rest)
+            centre = i * hf_frames + hf_frames / 2
+            assert i * hf_frames < lf_end and (i + 1) * hf_frames > lf_start
+            assert lf_start <= centre and (centre < lf_end or column == lf_columns - 1)
 
 
 # --- choice temperatures per band ---

@@ -240,14 +240,15 @@ class TokenPrior(nn.Module):
     """p(tokens | class, context tokens): logits [B, N, codebook] for token ids [B, N] (mask id = codebook).
 
     The input sequence is [class token, tokens], each token's embedding plus, in the HF prior, the
-    embeddings of the LF tokens at its time (`context_index`). Until 2026-11-26 the LF tokens were
-    a prefix of the HF prior's sequence, to be aligned by attention: on the quick run's data the
-    aligned prior samples as well or slightly better (median amplitude ratio per class 0.37 / 0.35 /
-    0.39 / 0.51 against 0.34 / 0.37 / 0.40 / 0.56) and trains ~10 % faster (a quarter shorter
-    sequence). Attention is bidirectional, and the logits come from the token positions. Embedding
-    dropout falls on what the prior is told (known tokens and the context) only, as the authors
-    do: the class token and the mask tokens reach the first block whole, so that the condition
-    and the places to fill in are never dropped.
+    embeddings of the LF tokens at its time (`context_index`), as the authors align the two bands.
+    Until 2026-11-26 the LF tokens were a prefix of the HF prior's sequence, to be aligned by
+    attention: on the quick run's data the aligned prior samples about as well (median amplitude
+    ratio per class 0.37 / 0.35 / 0.39 / 0.51 against 0.34 / 0.37 / 0.40 / 0.56; runs differ by
+    about 0.05) and trains ~10 % faster (a quarter shorter sequence). Attention is bidirectional,
+    and the logits come from the token positions. Embedding dropout falls on what the prior is
+    told (known tokens and the context) only, as the authors do: the class token and the mask
+    tokens' own embeddings reach the first block undropped (in the HF prior, plus the dropped LF
+    context), so that the condition and the places to fill in are never dropped.
     """
 
     def __init__(self, codebook_size, n_tokens, n_classes, hidden, layers, heads, ff_mult, dropout,
@@ -346,9 +347,13 @@ class TimeVQVAE(GeneratorModel):
 
     def _lf_at_hf_time(self) -> torch.Tensor:
         """[n_hf, LF rows]: for each HF token (row-major over bins x columns), the LF tokens of the
-        column that covers the same time."""
+        LF column that holds the HF token's centre, in STFT frames (each band pads its frames to
+        its own token length, so the two grids need not be multiples of each other)."""
         (lf_rows, lf_columns), (hf_rows, hf_columns) = self.token_grid["lf"], self.token_grid["hf"]
-        lf_column = torch.arange(hf_columns) * lf_columns // hf_columns
+        lf_frames = self.padded_frames["lf"] // lf_columns  # STFT frames per LF token column
+        hf_frames = self.padded_frames["hf"] // hf_columns
+        centre = torch.arange(hf_columns) * hf_frames + hf_frames // 2
+        lf_column = (centre // lf_frames).clamp(max=lf_columns - 1)
         per_column = lf_column[:, None] + lf_columns * torch.arange(lf_rows)[None]  # [hf_columns, lf_rows]
         return per_column.repeat(hf_rows, 1)
 
