@@ -44,6 +44,7 @@ from synthecg.config import merge_configs, parse_overrides, read_config  # noqa:
 from synthecg.data.leads import lead_indices  # noqa: E402
 from synthecg.data.store import load_split, metadata  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
+from synthecg.generators.base import make_config  # noqa: E402
 from synthecg.generators.jobs import fit_generator, sample_millivolts  # noqa: E402
 from synthecg.generators.training import load_generator, pick_device  # noqa: E402
 
@@ -58,8 +59,6 @@ def real_sets(data: Path):
 
 
 def scaled_steps(overrides: dict, name: str, budget: float) -> dict:
-    from synthecg.generators.base import make_config
-
     config = make_config(name, overrides)
     scaled = {field: max(1, round(getattr(config, field) * budget)) for field in STAGE_STEPS if hasattr(config, field)}
     return {**overrides, **scaled}
@@ -149,7 +148,8 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    config = merge_configs(read_config(REPO / "config.yaml", args.config), parse_overrides(args.set))
+    settings = parse_overrides(args.set)
+    config = merge_configs(read_config(REPO / "config.yaml", args.config), settings)
     names = args.generators or config["generators"]["names"]
     meta, train, heldout_x, heldout_y = real_sets(args.data)
     classes, fs, leads = meta["classes"], meta["fs"], meta["leads"]
@@ -170,8 +170,8 @@ def main() -> None:
                     model_path, sidecar = train_one(args.data, name, config, budget, Path(workdir), device.type)
                 model = load_generator(model_path, device)
                 # --set's sampling settings (choice temperatures, guidance) reach loaded models too
-                sampling_settings = parse_overrides(args.set).get("generators", {}).get(name, {})
-                model.config = dataclasses.replace(model.config, **sampling_settings)
+                model.config = make_config(name, {**dataclasses.asdict(model.config),
+                                                  **settings.get("generators", {}).get(name, {})})
                 variants = [None] if name != "timediffusion" or not args.proximity else args.proximity
                 for proximity in variants:
                     label = f"{name} x{budget:g}" + (f" proximity {proximity:g}" if proximity is not None else "")
@@ -181,7 +181,8 @@ def main() -> None:
                     x, y = sample_classes(model, sidecar["leads"], meta, sidecar["trained_classes"], args.per_class, device)
                     run = {"run": label, "generator": name, "budget": budget, "steps": sidecar["stages"],
                            "train_minutes": sidecar["wall_time_s"] / 60, "sample_minutes": (time.perf_counter() - started) / 60,
-                           "device": sidecar["device"], "threads": args.threads, "config": sidecar["config"],
+                           "device": sidecar["device"], "threads": args.threads,
+                           "config": dataclasses.asdict(model.config),
                            "leads": sidecar["leads"],
                            "quality": generator_quality(x, y, reference, classes, fs, leads, args.processes)}
                     if name == "timevqvae":

@@ -153,3 +153,5 @@ def test_command_line_settings_name_nested_keys_and_read_their_values_as_yaml():
     assert merged["generators"]["timevqvae"]["steps"] == load("config.yaml")["generators"]["timevqvae"]["steps"]
     with pytest.raises(PipelineError, match="'batch_size' is not KEY=VALUE"):
         parse_overrides(["batch_size"])
+    with pytest.raises(PipelineError, match="'generators' is set to a value"):
+        parse_overrides(["generators=1", "generators.timevqvae.steps=2"])

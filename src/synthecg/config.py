@@ -47,6 +47,8 @@ def parse_overrides(pairs: list[str]) -> dict:
         node = result
         for parent in parents:
             node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                raise PipelineError(f"setting {pair!r}: {parent!r} is set to a value, not to settings")
         node[leaf] = value
     return result
 

@@ -55,12 +55,12 @@ from synthecg.evaluation.rhythm import (
     rate_against_floor,
     read_split_rhythm,
     rhythm_by_class,
+    typed_rhythm,
 )
 from synthecg.io import write_json_atomically
 
 REFERENCE = ("val", "test")  # real records unseen by generator and embedder (see the module docstring)
 CNN_DRAWS = 5  # each draw trains four small CNNs (two folds, value and floor); its floor's spread is binomial
-MAX_RHYTHM_PER_CLASS = 200  # synthetic records whose rhythm is read per class: ~60 ms each
 MAX_PRIVACY_QUERIES = 2000  # synthetic records the DCR statistics use (exact copies: all of them)
 
 
@@ -229,7 +229,7 @@ def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, 
     })
 
 
-def synthetic_rhythms(real_h5: Path, synthetic_h5: Sequence[Path], max_per_class: int = MAX_RHYTHM_PER_CLASS) -> pd.DataFrame:
+def synthetic_rhythms(real_h5: Path, synthetic_h5: Sequence[Path], max_per_class: int) -> pd.DataFrame:
     """The rhythm of at most `max_per_class` synthetic records per class (a seeded draw from the
     files concatenated in order): columns record (its index there), label and the rhythm columns.
 
@@ -251,8 +251,7 @@ def read_synthetic_rhythms(path: Path, synthetic_y: np.ndarray) -> tuple[np.ndar
     keep = table["record"].to_numpy(int)
     if len(keep) and (keep.max() >= len(synthetic_y) or not np.array_equal(table["label"], synthetic_y[keep])):
         raise PipelineError(f"{path}: its records are not those of the synthetic set it belongs to; delete it and rerun")
-    rhythm = table[COLUMNS].reset_index(drop=True)
-    return keep, rhythm.assign(detected=rhythm["detected"].astype(bool), lead=rhythm["lead"].fillna(""))
+    return keep, typed_rhythm(table)
 
 
 def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: Path, synthetic_rhythm_csv: Path,

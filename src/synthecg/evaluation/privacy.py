@@ -33,6 +33,7 @@ from scipy.signal import butter, find_peaks, sosfiltfilt
 from scipy.special import gammaln
 
 from synthecg.evaluation.closeness import squared_distances
+from synthecg.evaluation.statistics import percentile_interval
 
 COPY_RTOL = 1e-4  # a copy is within this share of the training record's norm; float32 round trips leave ~1e-7
 BEAT_WINDOW_S = (-0.25, 0.45)  # around each QRS: the P wave before, the T wave after
@@ -159,7 +160,7 @@ def membership(queries: np.ndarray, train: np.ndarray, holdout: np.ndarray, perm
         values = null[:, column]
         report[name] = {
             "value": observed[column], "floor": float(np.median(values)),
-            "floor_interval": [float(q) for q in np.percentile(values, [2.5, 97.5])],
+            "floor_interval": percentile_interval(values),
             "p": float((1 + (values >= observed[column]).sum()) / (1 + permutations)), **sizes,
         }
     return report

@@ -233,5 +233,10 @@ def read_split_rhythm(table: pd.DataFrame, split: str, n_records: int, source) -
 
         raise PipelineError(f"{source}: has {len(part)} rhythm rows for split {split!r}, the data {n_records} records; "
                             "delete it and rerun")
-    part = part[COLUMNS].reset_index(drop=True)
+    return typed_rhythm(part)
+
+
+def typed_rhythm(table: pd.DataFrame) -> pd.DataFrame:
+    """The rhythm columns of a table read back from CSV, typed as `analyse_records` gives them."""
+    part = table[COLUMNS].reset_index(drop=True)
     return part.assign(detected=part["detected"].astype(bool), lead=part["lead"].fillna(""))
