@@ -397,9 +397,10 @@ def paired_differences(arm_runs: pd.DataFrame, baseline_runs: pd.DataFrame, grid
 def merged_summary(runs: pd.DataFrame, parts: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
     """Per source and cell run both ways: the source's own model and the merged model on the same
     test records (mean, std, n, interval each), with the paired difference, its test and verdict."""
-    compared = paired_differences(parts, runs, merged_grid(runs, parts), resamples)
+    comparison_cells = merged_grid(runs, parts)
+    compared = paired_differences(parts, runs, comparison_cells, resamples)
     by = ["dataset", "experiment", "generator", "setting", "metric"]
-    grid = {(dataset, *cell) for dataset, _, cell, _ in merged_grid(runs, parts)}
+    grid = {(dataset, *cell) for dataset, _, cell, _ in comparison_cells}
     def shared(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.loc[np.array([key in grid for key in frame[by[:-1]].itertuples(index=False, name=None)], bool)]
 

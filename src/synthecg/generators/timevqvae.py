@@ -95,7 +95,8 @@ class TimeVQVAEConfig:
     sampling_steps: int = 10  # MaskGIT decoding iterations per band (authors: T 10)
     # Noise on the confidences that pick the tokens to re-mask, per band: higher, more diverse
     # (authors: lf 4, hf 4 in their July 2024 config; lf 10, hf 4 from August 2024). LF 10 against 4,
-    # on the quick run's model (benchmarks/generator_quality.py --models ... --set
+    # on the quick run's model (after `make run`: benchmarks/generator_quality.py --models
+    # results/generators/ptbxl --generators timevqvae --per-class 40, then the same with --set
     # generators.timevqvae.choice_temperature_lf=4): median amplitude ratio per class 0.45 / 0.39 /
     # 0.42 / 0.51 against 0.37 / 0.35 / 0.39 / 0.51; low confidence-noise commits the commonest
     # (flat) tokens first, and the record comes out flatter.
@@ -241,10 +242,12 @@ class TokenPrior(nn.Module):
 
     The input sequence is [class token, tokens], each token's embedding plus, in the HF prior, the
     embeddings of the LF tokens at its time (`context_index`), as the authors align the two bands.
-    Until 2026-11-26 the LF tokens were a prefix of the HF prior's sequence, to be aligned by
-    attention: on the quick run's data the aligned prior samples about as well (median amplitude
-    ratio per class 0.37 / 0.35 / 0.39 / 0.51 against 0.34 / 0.37 / 0.40 / 0.56; runs differ by
-    about 0.05) and trains ~10 % faster (a quarter shorter sequence). Attention is bidirectional,
+    Until 2026-11-26 (commit f667371) the LF tokens were a prefix of the HF prior's sequence, to be
+    aligned by attention: on the quick run's data (benchmarks/generator_quality.py --generators
+    timevqvae --per-class 40 --set generators.timevqvae.choice_temperature_lf=4) the aligned prior
+    samples about as well (median amplitude ratio per class 0.37 / 0.35 / 0.39 / 0.51 against
+    0.34 / 0.37 / 0.40 / 0.56; runs differ by about 0.05) and trains ~10 % faster (a quarter
+    shorter sequence). Attention is bidirectional,
     and the logits come from the token positions. Embedding dropout falls on what the prior is
     told (known tokens and the context) only, as the authors do: the class token and the mask
     tokens' own embeddings reach the first block undropped (in the HF prior, plus the dropped LF
