@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from synthecg.errors import PipelineError
 from synthecg.generators.diffwave import DiffWave, DiffWaveConfig, sampling_timesteps, terminal_signal
 
 TINY = DiffWaveConfig(residual_layers=3, residual_channels=16, dilation_cycle=3, embedding_dim=32,
@@ -67,17 +68,19 @@ def test_with_an_exact_noise_predictor_samples_keep_the_data_variance(sampling_s
     assert kept(DiffWaveConfig(**small, beta_end=0.02))[0] < 0.5
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
 @pytest.mark.parametrize("sampling_steps", [0, 7, 50])
-def test_the_sampler_inverts_the_noising_with_a_perfect_noise_predictor(sampling_steps):
-    """With the exact noise of one known record the chain lands on that record, whatever its length."""
+def test_the_sampler_inverts_the_noising_with_a_perfect_noise_predictor(sampling_steps, prediction):
+    """With the exact noise (or v) of one known record the chain lands on that record, whatever its length."""
     config = DiffWaveConfig(residual_layers=1, residual_channels=4, dilation_cycle=1, embedding_dim=8,
-                            diffusion_steps=60, sampling_steps=sampling_steps)
+                            diffusion_steps=60, sampling_steps=sampling_steps, prediction=prediction)
     model = DiffWave(config, 1, 12, 32, 100)
     target = torch.randn(1, 12, 32)
 
     def exact_noise(x_t, t, y):
         a = model.alpha_bars[t][:, None, None]
-        return (x_t - a.sqrt() * target) / (1 - a).sqrt()
+        noise = (x_t - a.sqrt() * target) / (1 - a).sqrt()
+        return noise if prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * target
 
     model.predict_noise = exact_noise
     sample = model.sample(torch.zeros(2, dtype=torch.long), torch.Generator().manual_seed(0))
@@ -102,3 +105,55 @@ def test_samples_stay_within_the_training_records_range():
     model.prepare(torch.randn(16, 12, 64).clamp(-3, 3), torch.zeros(16, dtype=torch.long))
     sample = model.sample(torch.zeros(8, dtype=torch.long), torch.Generator().manual_seed(0))
     assert sample.abs().max() <= 3.0 + 1e-4
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, 3.0])
+def test_guidance_extrapolates_from_the_null_class_to_the_class(scale):
+    """Exact predictors for a class whose records are all `target` and a null class whose records are
+    all zero: guidance at scale w lands on w x target (w = 1: the class itself), for either target."""
+    for prediction in ("epsilon", "v"):
+        config = DiffWaveConfig(residual_layers=1, residual_channels=4, dilation_cycle=1, embedding_dim=8,
+                                diffusion_steps=60, sampling_steps=20, prediction=prediction,
+                                p_uncond=0.1, guidance_scale=scale)
+        model = DiffWave(config, 2, 12, 32, 100)
+        target = torch.randn(1, 12, 32)
+
+        def exact(x_t, t, y):
+            a = model.alpha_bars[t][:, None, None]
+            clean = torch.where((y == model.n_classes)[:, None, None], torch.zeros_like(target), target)
+            noise = (x_t - a.sqrt() * clean) / (1 - a).sqrt()
+            return noise if prediction == "epsilon" else a.sqrt() * noise - (1 - a).sqrt() * clean
+
+        model.predict_noise = exact
+        sample = model.sample(torch.tensor([1, 1]), torch.Generator().manual_seed(0))
+        torch.testing.assert_close(sample, scale * target.expand(2, -1, -1), atol=1e-4, rtol=0)
+
+
+def test_guidance_needs_a_null_class_and_training_uses_it():
+    with pytest.raises(PipelineError, match="p_uncond"):
+        DiffWave(dataclasses.replace(TINY, guidance_scale=2.0), 3, 12, 64, 100)
+    guided = DiffWave(dataclasses.replace(TINY, p_uncond=0.5), 3, 12, 64, 100)
+    assert guided.class_embedding.num_embeddings == 4 and DiffWave(TINY, 3, 12, 64, 100).class_embedding.num_embeddings == 3
+    seen = []
+    guided.predict_noise = lambda x_t, t, y: seen.append(y) or torch.zeros_like(x_t)
+    torch.manual_seed(0)
+    guided.loss(torch.randn(400, 12, 64), torch.zeros(400, dtype=torch.long))
+    assert 0.4 < (seen[0] == 3).float().mean() < 0.6 and set(seen[0].tolist()) == {0, 3}
+
+
+def test_min_snr_weights_only_lower_the_nearly_clean_steps():
+    """A gamma above every step's SNR weighs nothing differently; gamma 5 lowers the loss of the
+    steps whose SNR is above 5 (the first few of the chain) and leaves the rest."""
+    model = DiffWave(TINY, 2, 12, 64, 100)
+    x, y = torch.randn(64, 12, 64), torch.tensor([0, 1] * 32)
+
+    def loss(**settings):
+        model.config = dataclasses.replace(TINY, **settings)
+        torch.manual_seed(3)
+        return model.loss(x, y).item()
+
+    plain = loss()
+    assert loss(min_snr_gamma=1e12) == pytest.approx(plain, rel=1e-6)
+    assert loss(min_snr_gamma=5.0) < plain
+    snr = model.alpha_bars / (1 - model.alpha_bars)
+    assert (snr > 5).any() and (snr < 5).any()  # the tiny schedule has steps on both sides

@@ -14,6 +14,17 @@ changes for z-scored ECG:
 - dilations stop below the record length: DiffWave's cycle up to 2^11 = 2048 would only see
   padding on 1,000 samples, so the cycle is capped at ceil(log2(samples)) (1 ... 512 at 100 Hz).
 
+Two recipes for longer GPU runs, both off by default (the CPU presets' models are unchanged):
+- classifier-free guidance (Ho & Salimans 2022): training replaces the class by a null class with
+  chance `p_uncond`; sampling mixes the conditional and unconditional predictions,
+  eps_uncond + guidance_scale x (eps_cond - eps_uncond), so a scale above 1 pushes records
+  further into their class;
+- the target and its weighting: `prediction` "epsilon" (DDPM's noise) or "v" (Salimans & Ho
+  2022, v = sqrt(alpha_bar) noise - sqrt(1 - alpha_bar) x0, which keeps the loss informative at
+  the noisiest steps), and min-SNR-gamma loss weights (Hang et al. 2023): each step's loss is
+  weighted by min(SNR, gamma) / SNR for noise targets, min(SNR, gamma) / (SNR + 1) for v, so the
+  nearly clean steps, whose noise is hard to see and easy to overfit, stop dominating.
+
 Sampling runs on `sampling_steps` training steps spread evenly over the chain (DDIM's strided
 schedule, Song et al. 2021; eta = 1 is DDPM's ancestral sampler, and with every step it is exactly
 DDPM), so a short chain is derived from the training schedule rather than given beside it. Each
@@ -43,6 +54,10 @@ class DiffWaveConfig:
     beta_end: float = 0.05  # linear beta schedule, last step (DiffWave's 0.02 does not reach noise on z-scored data)
     sampling_steps: int = 50  # steps of the sampling chain, spread over the T training steps; 0 = all T
     sampling_eta: float = 0.0  # DDIM's eta: 0 = deterministic (best on short chains), 1 = DDPM's ancestral noise
+    prediction: str = "epsilon"  # what the network predicts: "epsilon" (the noise, DiffWave) or "v" (Salimans & Ho)
+    min_snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023 use 5); 0 = unweighted
+    p_uncond: float = 0.0  # chance of the null class in training, for classifier-free guidance; 0 = no null class
+    guidance_scale: float = 1.0  # classifier-free guidance in sampling; 1 = plain conditional (needs p_uncond > 0 otherwise)
     batch_size: int = 16  # records per training step
     learning_rate: float = 2e-4  # Adam, as in DiffWave
     ema_decay: float = 0.999  # the trained model is a moving average of the weights (ours; common for DDPMs)
@@ -98,11 +113,19 @@ class DiffWave(GeneratorModel):
         super().__init__(config, n_classes, n_leads, n_samples, fs)
         if not 0.0 <= config.sampling_eta <= 1.0:
             raise PipelineError(f"config key generators.diffwave.sampling_eta: must lie in [0, 1], got {config.sampling_eta}")
+        if config.prediction not in ("epsilon", "v"):
+            raise PipelineError(f"config key generators.diffwave.prediction: 'epsilon' or 'v', got {config.prediction!r}")
+        if not 0.0 <= config.p_uncond < 1.0:
+            raise PipelineError(f"config key generators.diffwave.p_uncond: must lie in [0, 1), got {config.p_uncond}")
+        if config.guidance_scale != 1.0 and config.p_uncond == 0.0:
+            raise PipelineError("config key generators.diffwave.guidance_scale: guidance needs a model trained with "
+                                "a null class; set generators.diffwave.p_uncond > 0 (e.g. 0.1) and retrain")
         c, e = config.residual_channels, config.embedding_dim
         cycle = min(config.dilation_cycle, max(1, math.ceil(math.log2(n_samples))))
         self.input_projection = nn.Conv1d(n_leads, c, 1)
         self.step_mlp = nn.Sequential(nn.Linear(128, e), nn.SiLU(), nn.Linear(e, e), nn.SiLU())
-        self.class_embedding = nn.Embedding(n_classes, e)
+        # With guidance in training, one more row: the null class, index n_classes.
+        self.class_embedding = nn.Embedding(n_classes + (config.p_uncond > 0), e)
         self.blocks = nn.ModuleList(ResidualBlock(c, e, 2 ** (i % cycle)) for i in range(config.residual_layers))
         self.skip_projection = nn.Conv1d(c, c, 1)
         self.output_projection = nn.Conv1d(c, n_leads, 1)
@@ -115,7 +138,8 @@ class DiffWave(GeneratorModel):
         self.data_bound.fill_(float(train_x.abs().max()))
 
     def predict_noise(self, x_t, t, y):
-        """Noise in x_t [B, leads, T] at steps t [B] for classes y [B]."""
+        """The network's output for x_t [B, leads, T] at steps t [B], classes y [B]: the noise in
+        x_t, or v with `prediction` "v" (`guided_noise` turns either into noise)."""
         step = self.step_mlp(step_embedding(t, 128))
         label = self.class_embedding(y)
         h = F.relu(self.input_projection(x_t))
@@ -127,11 +151,37 @@ class DiffWave(GeneratorModel):
         return self.output_projection(h)
 
     def loss(self, x, y, stage="main"):
-        t = torch.randint(0, self.config.diffusion_steps, (x.shape[0],), device=x.device)
+        config = self.config
+        t = torch.randint(0, config.diffusion_steps, (x.shape[0],), device=x.device)
         alpha_bar = self.alpha_bars[t][:, None, None]
         noise = torch.randn_like(x)
         x_t = alpha_bar.sqrt() * x + (1 - alpha_bar).sqrt() * noise
-        return F.mse_loss(self.predict_noise(x_t, t, y).float(), noise)
+        if config.p_uncond > 0:
+            dropped = torch.rand(y.shape, device=y.device) < config.p_uncond
+            y = torch.where(dropped, torch.full_like(y, self.n_classes), y)
+        target = noise if config.prediction == "epsilon" else alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * x
+        output = self.predict_noise(x_t, t, y).float()
+        if config.min_snr_gamma <= 0:
+            return F.mse_loss(output, target)
+        snr = (alpha_bar / (1 - alpha_bar)).flatten()
+        weight = snr.clamp_max(config.min_snr_gamma) / (snr if config.prediction == "epsilon" else snr + 1)
+        return (weight * (output - target).pow(2).mean(dim=(1, 2))).mean()
+
+    def guided_noise(self, x_t, t, y):
+        """The noise in x_t [B, leads, T] that sampling uses: the network's output as noise (from v
+        when it predicts v), mixed with the null class's by `guidance_scale`."""
+        scale = self.config.guidance_scale
+        if scale != 1.0:
+            both = self.predict_noise(torch.cat([x_t, x_t]), torch.cat([t, t]),
+                                      torch.cat([y, torch.full_like(y, self.n_classes)])).float()
+            conditional, unconditional = both.chunk(2)
+            output = unconditional + scale * (conditional - unconditional)
+        else:
+            output = self.predict_noise(x_t, t, y).float()
+        if self.config.prediction == "epsilon":
+            return output
+        a = self.alpha_bars[t][:, None, None]
+        return (1 - a).sqrt() * x_t + a.sqrt() * output  # noise from v; linear, so guiding v guides the noise
 
     @torch.no_grad()
     def sample(self, y, generator):
@@ -145,7 +195,7 @@ class DiffWave(GeneratorModel):
             t = timesteps[i]
             a_t = self.alpha_bars[t]
             a_prev = self.alpha_bars[timesteps[i - 1]] if i > 0 else torch.ones_like(a_t)
-            noise = self.predict_noise(x, torch.full((len(y),), t, device=device), y).float()
+            noise = self.guided_noise(x, torch.full((len(y),), t, device=device), y)
             clean = ((x - (1 - a_t).sqrt() * noise) / a_t.sqrt()).clamp(-self.data_bound, self.data_bound)
             noise = (x - a_t.sqrt() * clean) / (1 - a_t).sqrt()  # the noise that goes with the clipped estimate
             sigma = self.config.sampling_eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
