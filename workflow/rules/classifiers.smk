@@ -17,6 +17,7 @@ rule classifier_real:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="real",
         classifier=config["classifier"],
@@ -40,6 +41,7 @@ rule classifier_augment:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="augment",
         replicate=replicate_of,
@@ -65,6 +67,7 @@ rule classifier_synthetic:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="synthetic",
         replicate=replicate_of,
@@ -89,6 +92,7 @@ rule classifier_finetune:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="finetune",
         replicate=replicate_of,
@@ -115,6 +119,7 @@ rule classifier_shuffled:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="shuffled",
         classifier=config["classifier"],
@@ -137,6 +142,7 @@ rule classifier_classical:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="classical",
         generator="classical",
@@ -162,6 +168,7 @@ rule classifier_balance:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="balance",
         replicate=replicate_of,
@@ -186,6 +193,7 @@ rule classifier_scratch:
     threads: EXPERIMENTS["threads"]
     resources:
         gpu=CLASSIFIER_GPU,
+        gpu_slots=CLASSIFIER_GPU_SLOTS,
     params:
         experiment="scratch",
         classifier=config["classifier"],

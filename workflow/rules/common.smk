@@ -44,8 +44,12 @@ def gpu_request(device):
     return int(device == "cuda" or (device == "auto" and nvidia_gpu_visible()))
 
 
+# `gpu` says that a job uses a GPU (executors such as SLURM's read it); `gpu_slots` how much of
+# one card it takes, against the slots a local profile offers (config key gpu_slots).
 GENERATOR_GPU = gpu_request(config["generators"]["training"]["device"])
 CLASSIFIER_GPU = gpu_request(EXPERIMENTS["device"])
+GENERATOR_GPU_SLOTS = GENERATOR_GPU * config["gpu_slots"]["generators"]
+CLASSIFIER_GPU_SLOTS = CLASSIFIER_GPU * config["gpu_slots"]["classifiers"]
 
 
 wildcard_constraints:

@@ -22,6 +22,7 @@ rule train_generator:
     threads: config["generators"]["resources"]["threads"]
     resources:
         gpu=GENERATOR_GPU,
+        gpu_slots=GENERATOR_GPU_SLOTS,
         mem_mb=config["generators"]["resources"]["mem_mb"],
         runtime=config["generators"]["resources"]["runtime"],
     params:
@@ -57,6 +58,7 @@ rule sample_synthetic:
     threads: config["generators"]["resources"]["threads"]
     resources:
         gpu=GENERATOR_GPU,
+        gpu_slots=GENERATOR_GPU_SLOTS,
     params:
         per_class=config["sampling"]["per_class"],
         ratio_to_real=config["sampling"]["ratio_to_real"],
