@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthecg.checkpoints import load_checkpoint, save_checkpoint
 from synthecg.classifier.classical_augmentation import (
     ClassicalAugmentation,
     augment_records,
@@ -40,7 +41,7 @@ from synthecg.classifier.training import fit, predict_probabilities
 from synthecg.data.store import load_split, load_synthetic, metadata, records_digest
 from synthecg.errors import PipelineError
 from synthecg.evaluation.metrics import classification_metrics
-from synthecg.generators.training import pick_device, save_atomically
+from synthecg.generators.training import pick_device
 from synthecg.io import write_json_atomically
 
 log = logging.getLogger("synthecg")
@@ -135,7 +136,8 @@ def run_experiment(
         index = nested_fraction_indices(train["y"], fraction, seed)
         x, y = train["x"][index], train["y"][index]
         if experiment == "finetune":
-            saved = torch.load(pretrained, map_location="cpu", weights_only=False)
+            saved = load_checkpoint(pretrained, what="the pretrained classifier",
+                                    remedy="rerun the synthetic run that makes it")
             model.load_state_dict(saved["model"])
             learning_rate, keep_initial = config.finetune_learning_rate, config.finetune_keep_pretrained
     if len(y) == 0 and experiment not in ("finetune", "scratch"):
@@ -179,7 +181,7 @@ def run_experiment(
         "classifier": asdict(config), **(extra or {}),
     })
     if out_model is not None:
-        save_atomically({"model": model.state_dict(), "config": asdict(config), "classes": classes,
+        save_checkpoint({"model": model.state_dict(), "config": asdict(config), "classes": classes,
                          "n_leads": int(train["x"].shape[1])}, out_model)
     write_json_atomically(metrics, out_metrics)
     return metrics
@@ -187,7 +189,7 @@ def run_experiment(
 
 def load_classifier(path: Path, device: torch.device | None = None) -> nn.Module:
     """A saved classifier in eval mode; its settings (protocol included) as `model.config`."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = load_checkpoint(path, what="the classifier", remedy="rerun the classifier run that made it")
     settings = saved["config"]
     if "architecture" not in settings:  # saved before resnet1d_wang: Wang et al. (2017) on whole records
         settings = {**settings, "architecture": "wang2017_resnet", "train_crop_seconds": None,

@@ -10,7 +10,6 @@ so on the CPU an interrupted and resumed run ends with the same weights as an un
 
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from synthecg.checkpoints import load_checkpoint, save_checkpoint
 from synthecg.errors import PipelineError
 from synthecg.generators.base import GeneratorModel, build, make_config
-from synthecg.io import partial_path
 
 log = logging.getLogger("synthecg")
 
@@ -41,13 +40,6 @@ class TrainingLog:
     wall_time_s: float = 0.0
     device: str = ""
     resumed_from: dict | None = None
-
-
-def save_atomically(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = partial_path(path)
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
 
 
 def record_weights(y: torch.Tensor, class_balance: float) -> torch.Tensor:
@@ -92,7 +84,8 @@ def train(
     record = TrainingLog(device=str(device))
     start_stage, start_step, saved = 0, 0, None
     if checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        saved = load_checkpoint(checkpoint_path, what=f"the training checkpoint of {name}",
+                                remedy="rerun: training starts afresh", map_location=device)
         if saved.get("fingerprint") == fingerprint:
             model.load_state_dict(saved["model"])
             start_stage, start_step = saved["stage_index"], saved["step"]
@@ -171,7 +164,7 @@ def train(
                 if finished_stage and ema is not None:
                     with torch.no_grad():  # the stage's result is the average of its weights
                         torch._foreach_copy_(parameters, ema)
-                save_atomically(
+                save_checkpoint(
                     {
                         "fingerprint": fingerprint,
                         "model": model.state_dict(),
@@ -198,7 +191,7 @@ def train(
 
 def save_generator(model: GeneratorModel, name: str, path: Path) -> None:
     """The trained weights with what is needed to rebuild the model (a plain dict)."""
-    save_atomically(
+    save_checkpoint(
         {
             "generator": name,
             "config": asdict(model.config),
@@ -214,10 +207,7 @@ def save_generator(model: GeneratorModel, name: str, path: Path) -> None:
 
 def load_generator(path: str | Path, device: torch.device | None = None) -> GeneratorModel:
     path = Path(path)
-    try:
-        saved = torch.load(path, map_location=device or "cpu", weights_only=False)
-    except Exception as error:
-        raise PipelineError(f"{path}: cannot load the generator ({error}); rerun its training")
+    saved = load_checkpoint(path, what="the generator", remedy="rerun its training", map_location=device or "cpu")
     if "fs" not in saved:
         raise PipelineError(f"{path}: made by an older version of this pipeline (no sampling rate); rerun its training")
     config = make_config(saved["generator"], _tuples(saved["config"]))
