@@ -45,3 +45,16 @@ def test_cpu_preset_is_valid_and_uses_every_record_with_small_models():
         model = make_config(name, cpu["generators"][name])
         assert model.steps < make_config(name, {}).steps
     assert classifier_parameters(cpu["classifier"]) < classifier_parameters({})
+
+
+def test_gpu_preset_shares_one_card_and_scales_the_generators_past_the_cpu_preset():
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    preset = {name: merge_configs(default, yaml.safe_load((REPO / f"presets/{name}.yaml").read_text()))
+              for name in ("cpu", "gpu")}
+    gpu = validate_config(preset["gpu"], SCHEMA)
+    assert gpu["gpu_slots"] == {"generators": 1, "classifiers": 1}  # three trainings at once on one card
+    assert len(gpu["experiments"]["seeds"]) >= 10 and gpu["generators"]["replicates"] >= 3
+    for name in gpu["generators"]["names"]:
+        cpu_model, gpu_model = (make_config(name, preset[p]["generators"][name]) for p in ("cpu", "gpu"))
+        assert gpu_model.batch_size >= 8 * cpu_model.batch_size, name
+        assert gpu_model.steps * gpu_model.batch_size > cpu_model.steps * cpu_model.batch_size, name
