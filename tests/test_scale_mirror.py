@@ -1,0 +1,134 @@
+"""benchmarks/scale_mirror.py: a PhysioNet-layout mirror at any size, made from the shared mirror's
+real records, that the pipeline's own download code accepts as it would PhysioNet."""
+
+import importlib.util
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+import yaml
+
+from conftest import REPO
+from synthecg.data.download import download_dataset
+from synthecg.data.labels import ClassMap, ptbxl_catalogue
+from synthecg.data.physionet import CHECKSUMS_FILE, parse_checksums, sha256_of
+
+spec = importlib.util.spec_from_file_location("scale_mirror", REPO / "benchmarks" / "scale_mirror.py")
+scale_mirror = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(scale_mirror)
+
+PTBXL_RECORDS, ARRHYTHMIA_RECORDS = 300, 200
+VERSIONS = {"ptbxl": scale_mirror.PTBXL, "chapman": scale_mirror.ARRHYTHMIA}
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+CLASS_MAP = ClassMap.from_config(CONFIG["classes"])
+
+
+@pytest.fixture(scope="module")
+def built(mirror, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scale") / "physionet"
+    scale_mirror.build_mirror(out, mirror, PTBXL_RECORDS, ARRHYTHMIA_RECORDS, seed=0)
+    return out
+
+
+def sources(built: Path) -> pd.DataFrame:
+    return pd.read_csv(built / "scale_mirror_sources.csv", dtype=str)
+
+
+def proportions(labels) -> pd.Series:
+    return pd.Series(labels).value_counts(normalize=True)
+
+
+def test_sha256sums_list_every_file_with_its_hash(built):
+    for version in VERSIONS.values():
+        root = built / version
+        listed = parse_checksums((root / CHECKSUMS_FILE).read_text(), str(root / CHECKSUMS_FILE))
+        present = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} - {CHECKSUMS_FILE}
+        assert set(listed) == present
+        assert {path: digest for path, digest in listed.items() if sha256_of(root / path) != digest} == {}
+
+
+@pytest.mark.parametrize("dataset", ["ptbxl", "chapman"])
+def test_a_generated_record_reads_as_its_source_record(built, mirror, dataset):
+    version = VERSIONS[dataset]
+    for row in sources(built).query("release == @version").head(3).itertuples():
+        new = wfdb.rdrecord(str(built / version / row.record_path))
+        old = wfdb.rdrecord(str(mirror / version / row.source_record_path))
+        name = row.record_path.rsplit("/", 1)[-1]
+        assert new.record_name == name
+        assert set(new.file_name) == {name + (".dat" if dataset == "ptbxl" else ".mat")}
+        assert np.array_equal(new.p_signal, old.p_signal) and new.sig_name == old.sig_name
+        assert (new.fs, new.sig_len) == (old.fs, old.sig_len)
+
+
+def test_every_ptbxl_row_is_its_own_patient_and_names_its_files(built):
+    table = pd.read_csv(built / scale_mirror.PTBXL / "ptbxl_database.csv", dtype=str)
+    assert len(table) == PTBXL_RECORDS
+    assert table["patient_id"].is_unique and table["ecg_id"].is_unique
+    for row in table.itertuples():
+        ecg_id = int(row.ecg_id)
+        folder = f"{ecg_id // 1000 * 1000:05d}"
+        assert row.filename_lr == f"records100/{folder}/{ecg_id:05d}_lr"
+        assert row.filename_hr == f"records500/{folder}/{ecg_id:05d}_hr"
+
+
+def test_arrhythmia_names_follow_the_releases_numbering_and_folders():
+    names = scale_mirror.arrhythmia_names(scale_mirror.ARRHYTHMIA_RELEASE_RECORDS, np.random.default_rng(0))
+    assert len(names) == len(set(names)) == 45_152
+    assert names[0] == "WFDBRecords/01/010/JS00001" and names[-1] == "WFDBRecords/46/461/JS45551"
+    assert "WFDBRecords/23/236/JS23074" in names and "WFDBRecords/20/206/JS20000" in names
+    assert sum(name.rsplit("JS", 1)[1] <= "10646" for name in names) == 10_247  # Chapman, 399 gaps
+    per_folder = Counter(name.rsplit("/", 1)[0] for name in names)
+    assert max(per_folder.values()) == 100
+    assert all(folder.split("/")[1] == folder.split("/")[2][:2] for folder in per_folder)
+
+
+def test_pipeline_download_reads_the_ptbxl_mirror_with_the_sources_proportions(built, mirror, tmp_path):
+    catalogue, manifest, _ = download_dataset(
+        "ptbxl", str(built), tmp_path, CLASS_MAP, None, 100, 0, CONFIG["split_fractions"]
+    )
+    assert len(catalogue) == PTBXL_RECORDS
+    assert catalogue["patient_id"].is_unique
+    selected = catalogue[catalogue["selected"]]
+    assert (selected["download_error"] == "").all() and len(manifest["files"]) > 2 * len(selected)
+    source = ptbxl_catalogue(mirror / scale_mirror.PTBXL / "ptbxl_database.csv", CLASS_MAP, 100)
+    made, real = proportions(catalogue["label"]), proportions(source["label"])
+    assert set(made.index) == set(real.index)  # every class, and the unlabelled records
+    assert (made - real).abs().max() < 0.08  # about 3 standard errors at 300 records
+    folds_made, folds_real = proportions(catalogue["fold"]), proportions(source["fold"])
+    assert (folds_made - folds_real).abs().max() < 0.06
+
+
+def test_pipeline_download_reads_the_arrhythmia_mirror_with_the_published_proportions(built, tmp_path):
+    catalogue, manifest, _ = download_dataset(
+        "chapman", str(built), tmp_path, CLASS_MAP, None, 100, 0, CONFIG["split_fractions"]
+    )
+    assert len(catalogue) == ARRHYTHMIA_RECORDS
+    assert (catalogue["reason"] == "").all()  # every drawn rhythm is one class
+    assert catalogue["selected"].all() and (catalogue["download_error"] == "").all()
+    published = Counter()
+    for code, count in scale_mirror.PUBLISHED_RHYTHMS.items():
+        published[CLASS_MAP.label("chapman", [code])[0]] += count
+    made, real = proportions(catalogue["label"]), pd.Series(published) / sum(published.values())
+    assert set(made.index) == set(real.index) == {"SR", "SB", "AFIB", "GSVT"}
+    assert (made - real).abs().max() < 0.1  # about 3 standard errors at 200 records
+
+
+def test_listings_name_every_record_once(built):
+    root = built / scale_mirror.ARRHYTHMIA
+    folders = (root / "RECORDS").read_text().split()
+    listed = [f"{folder}{name}" for folder in folders for name in (root / folder / "RECORDS").read_text().split()]
+    headers = sorted(str(p.relative_to(root).with_suffix("")) for p in root.glob("WFDBRecords/*/*/*.hea"))
+    assert sorted(listed) == headers and len(listed) == ARRHYTHMIA_RECORDS
+    ptbxl = built / scale_mirror.PTBXL
+    table = pd.read_csv(ptbxl / "ptbxl_database.csv", dtype=str)
+    assert (ptbxl / "RECORDS").read_text().split() == list(table["filename_lr"])
+
+
+def test_it_refuses_to_write_into_a_folder_with_files(mirror, tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not empty"):
+        scale_mirror.build_mirror(tmp_path, mirror, 3, 3)
+    assert (tmp_path / "keep.txt").read_text() == "mine"
