@@ -75,7 +75,7 @@ def train_one(data: Path, name: str, config: dict, budget: float, workdir: Path,
         min_records_per_class=generators.get("min_records_per_class", 2),
         on_small_class=generators.get("on_small_class", "skip"), checkpoint_every=10**9,
         log_every=training.get("log_every", 50), class_balance=training.get("class_balance", 1.0),
-        leads=generators.get("leads", "independent"), device=device,
+        leads=generators.get("leads", "independent"), device=device, augmentation=training.get("augmentation"),
     )
     return out / "model.pt", sidecar
 

@@ -250,3 +250,51 @@ def test_class_balance_gives_each_class_its_share_of_batch_slots():
         weights = record_weights(y, balance)
         shares = [float(weights[y == c].sum()) for c in range(3)]
         assert shares == pytest.approx(expected, abs=1e-9)
+
+
+def test_augmentation_shifts_and_scales_each_record_as_one():
+    """Each record is rolled in time and scaled as a whole: its leads keep their relations."""
+    from synthecg.generators.training import RecordAugmentation, augment_batch
+
+    x = torch.randn(64, 12, T)
+    shifted = augment_batch(x, RecordAugmentation(max_shift_seconds=0.1), T, torch.Generator().manual_seed(0))
+    shifts = [next(s for s in range(-7, 8) if torch.equal(torch.roll(a, s, -1), b)) for a, b in zip(x, shifted)]
+    assert len(set(shifts)) > 5 and max(map(abs, shifts)) <= round(0.1 * T)
+    scaled = augment_batch(x, RecordAugmentation(scale_std=0.2), T, torch.Generator().manual_seed(0))
+    factors = scaled / x
+    torch.testing.assert_close(factors, factors[:, :1, :1].expand_as(factors))  # one factor a record
+    assert 0.1 < factors[:, 0, 0].log().std() < 0.3
+    with pytest.raises(PipelineError, match="scale_std"):
+        RecordAugmentation(scale_std=-1)
+
+
+def test_an_augmented_run_resumes_to_the_same_weights_and_differs_from_a_plain_one(tmp_path, monkeypatch):
+    from synthecg.generators.training import RecordAugmentation
+
+    x, y = toy_data()
+    augmentation = RecordAugmentation(max_shift_seconds=0.2, scale_std=0.1)
+
+    def run(checkpoint, augment, stop_after_calls=None):
+        torch.manual_seed(0)
+        model = build("diffwave", tiny("diffwave", steps=20), 2, 12, T, T)
+        if stop_after_calls is not None:
+            original, calls = model.loss, iter(range(stop_after_calls + 1))
+
+            def loss(*args):
+                if next(calls) == stop_after_calls:
+                    raise Interrupted
+                return original(*args)
+
+            monkeypatch.setattr(model, "loss", loss)
+        train(model, x, y, seed=1, checkpoint_path=checkpoint, fingerprint="f", checkpoint_every=5, log_every=5,
+              augmentation=augment)
+        return model.state_dict()
+
+    whole = run(tmp_path / "a.pt", augmentation)
+    with pytest.raises(Interrupted):
+        run(tmp_path / "b.pt", augmentation, stop_after_calls=13)
+    resumed = run(tmp_path / "b.pt", augmentation)
+    plain = run(tmp_path / "c.pt", RecordAugmentation())
+    for key in whole:
+        torch.testing.assert_close(whole[key], resumed[key], msg=key)
+    assert any(not torch.equal(whole[key], plain[key]) for key in whole)

@@ -31,6 +31,7 @@ rule train_generator:
         seed=lambda wildcards: config["generators"]["training"]["seed"]
         + int(wildcards.replicate),
         class_balance=config["generators"]["training"]["class_balance"],
+        augmentation=config["generators"]["training"]["augmentation"],
         leads=config["generators"]["leads"],
         checkpoint_every=config["generators"]["training"]["checkpoint_every"],
         log_every=config["generators"]["training"]["log_every"],

@@ -28,5 +28,6 @@ with logged_job(snakemake.log[0]) as log:
         class_balance=params.class_balance,
         leads=params.leads,
         device=params.device,
+        augmentation=params.augmentation,
     )
     log.info("trained in %.1f s on %s, final loss %s", sidecar["wall_time_s"], sidecar["device"], sidecar["final_loss"])

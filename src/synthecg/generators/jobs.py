@@ -22,7 +22,7 @@ from synthecg.data.leads import INDEPENDENT_LEADS, LEAD_CHOICES, complete_leads,
 from synthecg.data.store import DatasetWriter, load_split, metadata
 from synthecg.errors import PipelineError
 from synthecg.generators.base import build, make_config
-from synthecg.generators.training import load_generator, pick_device, save_generator, train
+from synthecg.generators.training import RecordAugmentation, load_generator, pick_device, save_generator, train
 from synthecg.io import write_csv_atomically, write_json_atomically
 
 log = logging.getLogger("synthecg")
@@ -62,12 +62,15 @@ def fit_generator(
     class_balance: float = 1.0,
     leads: str = "independent",
     device: str = "auto",
+    augmentation: Mapping | None = None,
 ) -> dict:
     """Train generator `name` on the training split of `real_h5` and write the model, its sidecar and loss curve.
 
     `leads`: "independent" trains on the 8 independent leads (the other 4 are derived when
-    sampling), "all" on all 12. `class_balance`: see `training.record_weights`.
+    sampling), "all" on all 12. `class_balance`: see `training.record_weights`. `augmentation`:
+    the fields of `training.RecordAugmentation` (config key generators.training.augmentation).
     """
+    augment = RecordAugmentation(**(augmentation or {}))
     meta = metadata(real_h5)
     dataset, classes = meta["dataset"], meta["classes"]
     config = make_config(name, overrides)
@@ -86,12 +89,13 @@ def fit_generator(
     model = build(name, config, len(classes), len(generated), train_x.shape[2], meta["fs"])
     fingerprint = params_hash(
         {"generator": name, "config": asdict(config), "seed": seed, "data": meta.get("config_hash"),
-         "kept": kept, "n_train": int(keep.sum()), "leads": generated, "class_balance": class_balance}
+         "kept": kept, "n_train": int(keep.sum()), "leads": generated, "class_balance": class_balance,
+         "augmentation": asdict(augment)}
     )
     record = train(
         model, train_x, train_set["y"][keep], seed=seed, checkpoint_path=checkpoint_path,
         fingerprint=fingerprint, checkpoint_every=checkpoint_every, log_every=log_every,
-        class_balance=class_balance, device=torch_device, name=f"{dataset}/{name}",
+        class_balance=class_balance, device=torch_device, name=f"{dataset}/{name}", augmentation=augment,
     )
     save_generator(model, name, out_model)
     curve = pd.DataFrame(record.history, columns=["stage", "step", "loss"])
@@ -104,6 +108,7 @@ def fit_generator(
         "classes": classes,
         "leads": generated,
         "class_balance": class_balance,
+        "augmentation": asdict(augment),
         "trained_classes": kept,
         "skipped_classes": [c for c in classes if c not in kept],
         "training_records": int(keep.sum()),

@@ -42,6 +42,45 @@ class TrainingLog:
     resumed_from: dict | None = None
 
 
+@dataclass(frozen=True)
+class RecordAugmentation:
+    """Light augmentation of the records a generator trains on, a guard against memorising them
+    when a GPU budget passes over a small training set hundreds of times. Each record of a batch
+    gets its own draw: a circular time shift of up to `max_shift_seconds` either way (ECG rhythm is
+    quasi-periodic, so the wrap joins two beats), and one amplitude factor for all its leads,
+    exp(N(0, scale_std)) (one factor keeps the leads' relations, which per-lead scaling would not).
+    Applies to stages that train on the records themselves (not TimeVQVAE's prior, which trains on
+    tokens encoded once). 0 and 0: off."""
+
+    max_shift_seconds: float = 0.0
+    scale_std: float = 0.0
+
+    def __post_init__(self):
+        for key, value in vars(self).items():
+            if value < 0:
+                raise PipelineError(f"config key generators.training.augmentation.{key}: {value} must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self.max_shift_seconds > 0 or self.scale_std > 0
+
+
+def augment_batch(x: torch.Tensor, augmentation: RecordAugmentation, fs: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Records [B, leads, T] shifted and scaled per record, the draws taken from `generator` (on
+    the CPU, so that a resumed run continues the same draws) and applied on x's device."""
+    n, n_leads, n_samples = x.shape
+    max_shift = int(round(augmentation.max_shift_seconds * fs))
+    if max_shift:
+        shifts = torch.randint(-max_shift, max_shift + 1, (n,), generator=generator).to(x.device)
+        index = (torch.arange(n_samples, device=x.device)[None] - shifts[:, None]) % n_samples  # torch.roll per record
+        x = x.gather(2, index[:, None, :].expand(n, n_leads, n_samples))
+    if augmentation.scale_std:
+        factors = torch.exp(augmentation.scale_std * torch.randn(n, generator=generator)).to(x.device)
+        x = x * factors[:, None, None].to(x.dtype)
+    return x
+
+
 def record_weights(y: torch.Tensor, class_balance: float) -> torch.Tensor:
     """Chance of each record [N] to fill a batch slot: proportional to count(class)^-class_balance.
 
@@ -67,11 +106,13 @@ def train(
     device: torch.device | None = None,
     name: str = "generator",
     bf16: bool | None = None,
+    augmentation: RecordAugmentation = RecordAugmentation(),
 ) -> TrainingLog:
     """Train `model` stage by stage on normalised records [N, leads, T] with labels [N].
 
-    Batches draw records with replacement, weighted by `record_weights(train_y, class_balance)`.
-    `bf16` (default: on CUDA only) runs the forward pass under bfloat16 autocast.
+    Batches draw records with replacement, weighted by `record_weights(train_y, class_balance)`,
+    augmented by `augmentation` (default: not). `bf16` (default: on CUDA only) runs the forward
+    pass under bfloat16 autocast.
     """
     device = device or pick_device()
     torch.manual_seed(seed)
@@ -125,6 +166,7 @@ def train(
         inputs = model.stage_inputs(stage.name, x, y)
         if any(len(tensor) != len(y) for tensor in inputs):
             raise ValueError(f"{type(model).__name__}.stage_inputs({stage.name!r}) must give one row per record")
+        augmenting = augmentation.active and inputs[0] is x  # a stage on the records, not on something made of them
         model.train()
         window = torch.zeros((), device=device)
         window_steps = 0
@@ -134,8 +176,11 @@ def train(
                 group["lr"] = stage.learning_rate_at(step)
             draws = torch.rand(model.config.batch_size, generator=batches, dtype=torch.float64) * cumulative[-1]
             index = torch.searchsorted(cumulative, draws).clamp_max(len(y) - 1).to(device, non_blocking=True)
+            batch = [tensor[index] for tensor in inputs]
+            if augmenting:
+                batch[0] = augment_batch(batch[0], augmentation, model.fs, batches)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = model.loss(*(tensor[index] for tensor in inputs), stage.name)
+                loss = model.loss(*batch, stage.name)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
