@@ -1,0 +1,411 @@
+"""The generators' whole GPU measurement in one command: throughput, recipes A/B, quality, privacy.
+
+    # here, once: the data (the mirror's PTB-XL, every record; 47 MB, gzip) and the one package the
+    # GPU machine lacks (wfdb 4.3.1, pure Python: the rhythm reader's QRS detector), in a folder git ignores
+    .venv/bin/snakemake preprocess --configfile presets/gpu.yaml --config physionet_url=../shared/data/physionet
+    mkdir -p .gpu && cp results/data/ptbxl.h5 .gpu/ && echo /.gpu/ >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: -d .gpu wfdb==4.3.1
+    # there (one H100 or H200, carrying .gpu; its python3 has torch, h5py, scipy, pandas, sklearn, yaml):
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl && \
+        PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu/ptbxl.h5 --out $OUT
+    # here, a rehearsal of the same code path at toy sizes on the CPU (tests/test_gpu_generators.py runs it)
+    .venv/bin/python benchmarks/gpu_generators.py --data results/data/ptbxl.h5 --out /tmp/gpu --tiny
+
+Three phases, each within its share of `--minutes`:
+1. Throughput (`generator_throughput.measure`): the device's dense bf16 matrix rate, then each
+   generator at presets/gpu.yaml's size over `--batch-sizes` in bf16, and at the preset's batch
+   in TF32 and with `torch.compile` (default and CUDA-graph modes): records/s, counted TFLOP/s and
+   share of the peak.
+2. The recipes, side by side on the one card: every variant of VARIANTS (or `--variants`) trains
+   in its own process at once, as the GPU slots of presets/gpu.yaml let the pipeline's jobs do,
+   through the pipeline's own `fit_generator`, for as many steps as its measured rate alone
+   gives it in its share of the training time (the rate divided by the number of variants: the
+   card is shared). Each samples `--per-class` records of every class (and again at each of its
+   `sample_at` settings: guidance scales, which need no retraining). Meanwhile the main process
+   reads the real records' rhythms on the CPU cores.
+   The aggregate: the counted FLOPs of all variants' steps over the phase's wall time, against
+   the best single job's rate in phase 1 (what N jobs at once buy over one).
+3. Judging on the CPU: per class, the pipeline's rhythm reader and goal (`quality.generator_quality`,
+   `quality.passes`: a detectable rhythm in >= 90 % of records, fitting the class within 15
+   points of real records, amplitude within 25 %) and the privacy section's measures
+   (`fidelity.privacy_measures`: exact copies of training records, DCR share on median beats
+   against its real-vs-real permutation floor). A variant meets the generators' goal when every
+   class passes and privacy does not flag it (no copy; DCR share inside its floor's interval).
+
+Writes to --out: gpu_generators.json (everything), gpu_generators.md (the tables, also printed
+last) and, per generator, its first variant's records as float16 HDF5 (at most 100 a class,
+mV, `x` [N, 12, T], `y`, attributes classes, fs, leads, variant; ~10 MB) to judge elsewhere.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import torch  # noqa: E402
+
+from synthecg.config import merge_configs, read_config  # noqa: E402
+from synthecg.data.store import metadata  # noqa: E402
+from synthecg.evaluation.fidelity import privacy_measures  # noqa: E402
+from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
+from synthecg.generators.base import make_config  # noqa: E402
+from synthecg.generators.jobs import fit_generator  # noqa: E402
+from synthecg.generators.training import load_generator  # noqa: E402
+
+# Each variant: a generator, settings over presets/gpu.yaml (dotted keys as generator_quality's
+# --set), and sampling-only settings to judge the same model at as well. The first variant of a
+# generator is its preset as it stands: the baseline the others are A/B'd against.
+VARIANTS = {
+    "diffwave": ("diffwave", {}, []),
+    "diffwave-cfg": ("diffwave", {"generators.diffwave.p_uncond": 0.1}, [{"guidance_scale": 2.0}]),
+    "diffwave-minsnr5": ("diffwave", {"generators.diffwave.min_snr_gamma": 5.0}, []),
+    "diffwave-augment": ("diffwave", {"generators.training.augmentation.max_shift_seconds": 1.0,
+                                      "generators.training.augmentation.scale_std": 0.1}, []),
+    # The learning rate at batch 256, by the rule that carries the CPU preset's 1e-3 at batch 16
+    # over: fixed (the preset), square root (x 4), linear (x 16).
+    "diffwave-lr-sqrt": ("diffwave", {"generators.diffwave.learning_rate": 4.0e-3}, []),
+    "diffwave-lr-linear": ("diffwave", {"generators.diffwave.learning_rate": 1.6e-2}, []),
+    "timevqvae": ("timevqvae", {}, [{"guidance_scale": 2.0}]),
+    # The authors' schedule since December 2024: prior lr 5e-3, 5 % warm-up, cosine to 0.1 of the peak.
+    "timevqvae-authors": ("timevqvae", {"generators.timevqvae.prior_learning_rate": 5.0e-3,
+                                        "generators.timevqvae.warmup_share": 0.05,
+                                        "generators.timevqvae.final_lr_ratio": 0.1}, [{"guidance_scale": 2.0}]),
+    "timediffusion": ("timediffusion", {}, []),
+    # Not run by default (one of min-SNR and v-prediction is asked for; the card's memory holds ~9 jobs):
+    "diffwave-vpred": ("diffwave", {"generators.diffwave.prediction": "v",
+                                    "generators.diffwave.min_snr_gamma": 5.0}, []),
+}
+DEFAULT_VARIANTS = [name for name in VARIANTS if name != "diffwave-vpred"]
+STAGE_STEPS = {"main": "steps", "vqvae": "steps", "prior": "prior_steps"}
+TINY_SIZES = {  # --tiny: the quick config's models, a few steps (CPU rehearsal of the code path)
+    "generators.diffwave": {"residual_layers": 2, "residual_channels": 8, "embedding_dim": 16, "batch_size": 8,
+                            "sampling_steps": 5},
+    "generators.timediffusion": {"hidden_channels": 8, "max_dilation_exponent": 4, "batch_size": 8},
+    "generators.timevqvae": {"batch_size": 8, "init_channels": 4, "hidden_channels": 16, "prior_hidden_lf": 16,
+                             "prior_layers_lf": 1},
+}
+
+
+def dotted(settings: dict) -> dict:
+    """{"a.b.c": v} -> {"a": {"b": {"c": v}}}, for merge_configs."""
+    nested: dict = {}
+    for key, value in settings.items():
+        *parents, last = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    return nested
+
+
+def variant_config(name: str, tiny: bool) -> dict:
+    config = read_config(REPO / "config.yaml", REPO / "presets/gpu.yaml")
+    if tiny:
+        config = merge_configs(config, dotted({f"{key}.{field}": value for key, fields in TINY_SIZES.items()
+                                               for field, value in fields.items()}))
+    return merge_configs(config, dotted(VARIANTS[name][1]))
+
+
+# -- phase 1 -------------------------------------------------------------------------------------
+def throughput(args, device) -> tuple[list[dict], float]:
+    from generator_throughput import measure, peak_tflops
+
+    peak = peak_tflops(device)
+    rows = []
+    generators = sorted({generator for generator, _, _ in (VARIANTS[v] for v in args.variants)})
+    for name in generators:
+        batch = make_config(name, variant_config(name, args.tiny)["generators"][name]).batch_size
+        plan = [(b, "bf16" if device.type == "cuda" else "fp32", "none") for b in args.batch_sizes]
+        if device.type == "cuda":
+            plan += [(batch, "tf32", "none")]
+            plan += [(batch, "bf16", mode) for mode in args.compile if name in args.compile_generators]
+        for batch_size, precision, compile_mode in plan:
+            size = "gpu"
+            if args.tiny:  # the tiny sizes are not a preset: measure at the gpu preset's batch on tiny models
+                size = "default"
+            found = measure(name, size, device, precision, compile_mode, batch_size, args.throughput_steps,
+                            args.throughput_warmup, 0, peak)
+            rows += found
+            for row in found:
+                print(json.dumps(row), flush=True)
+    return rows, peak
+
+
+def alone_rate(rows: list[dict], name: str, stage: str, batch: int) -> dict | None:
+    """The fastest measured setting of the pipeline's training (bf16 or fp32, not compiled) of one stage at `batch`,
+    else at the nearest measured batch."""
+    mine = [r for r in rows if r["generator"] == name and r["stage"] == stage and r["compile"] == "none"
+            and r["precision"] in ("bf16", "fp32") and "failed" not in r]
+    if not mine:
+        return None
+    return min(mine, key=lambda r: (abs(np.log(r["batch"] / batch)), -r["records_per_s"]))
+
+
+# -- phase 2 -------------------------------------------------------------------------------------
+def plan_steps(name: str, config: dict, rows: list[dict], seconds: float, sharing: int, tiny: bool) -> dict:
+    """Steps per stage: the stage's measured rate alone, shared `sharing` ways, over its share of
+    `seconds` (TimeVQVAE: a third to the VQ-VAE, two thirds to the prior, as its CPU presets split)."""
+    generator = VARIANTS[name][0]
+    model_config = make_config(generator, config["generators"][generator])
+    if tiny:
+        return {field: 3 for field in set(STAGE_STEPS.values()) if hasattr(model_config, field)}
+    shares = {"vqvae": 1 / 3, "prior": 2 / 3} if generator == "timevqvae" else {"main": 1.0}
+    steps = {}
+    for stage, share in shares.items():
+        rate = alone_rate(rows, generator, stage, model_config.batch_size)
+        per_second = rate["records_per_s"] / model_config.batch_size if rate else 1.0  # steps/s alone at its batch
+        # 0.8: jobs sharing a card lose some of its rate to switching between them
+        steps[STAGE_STEPS[stage]] = max(10, int(0.8 * seconds * share * per_second / sharing))
+    return steps
+
+
+def worker(args) -> None:
+    """One variant: train through the pipeline's fit_generator, sample, save the records (mV)."""
+    spec = json.loads(args.worker)
+    name, workdir = spec["variant"], Path(spec["workdir"])
+    generator, _, sample_at = VARIANTS[name]
+    config = spec["config"]
+    settings = {**config["generators"][generator], **spec["steps"]}
+    training = config["generators"]["training"]
+    out = workdir / name
+    sidecar = fit_generator(
+        args.data, generator, settings, out_model=out / "model.pt", out_sidecar=out / "model.json",
+        out_curve_csv=out / "loss.csv", out_curve_png=out / "loss.png", checkpoint_path=out / "checkpoint.pt",
+        seed=training.get("seed", 0), checkpoint_every=10**9, log_every=100,
+        class_balance=training.get("class_balance", 1.0), leads=config["generators"].get("leads", "independent"),
+        device=args.device, augmentation=training.get("augmentation"),
+    )
+    from generator_quality import sample_classes
+
+    device = torch.device(args.device)
+    model = load_generator(out / "model.pt", device)
+    meta = metadata(args.data)
+    for index, changes in enumerate([{}] + sample_at):
+        model.config = dataclasses.replace(make_config(generator, dataclasses.asdict(model.config)), **changes)
+        started = time.perf_counter()
+        x, y = sample_classes(model, sidecar["leads"], meta, sidecar["trained_classes"], args.per_class, device)
+        np.savez(out / f"samples{index}.npz", x=x.astype(np.float16), y=y,
+                 sample_seconds=time.perf_counter() - started, changes=json.dumps(changes))
+
+
+def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: float) -> tuple[dict, dict, float]:
+    """Start every variant's worker at once: their plans, their processes (with logs) and the start time."""
+    plans, processes = {}, {}
+    started = time.perf_counter()
+    for name in names:
+        config = variant_config(name, args.tiny)
+        steps = plan_steps(name, config, rows, seconds, len(names), args.tiny)
+        plans[name] = {"steps": steps, "settings": VARIANTS[name][1], "sample_at": VARIANTS[name][2]}
+        spec = json.dumps({"variant": name, "workdir": str(workdir), "config": config, "steps": steps})
+        log = open(workdir / f"{name}.log", "w")
+        processes[name] = (subprocess.Popen(
+            [sys.executable, __file__, "--worker", spec, "--data", str(args.data), "--device", args.device,
+             "--per-class", str(args.per_class)],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}), log)
+    if args.device == "cuda":
+        needed = 0
+        for name in names:
+            generator = VARIANTS[name][0]
+            batch = make_config(generator, variant_config(name, args.tiny)["generators"][generator]).batch_size
+            needed += max((alone_rate(rows, generator, stage, batch) or {}).get("peak_memory_mb", 0)
+                          for stage in ("main", "vqvae", "prior"))
+        total = torch.cuda.get_device_properties(0).total_memory / 2**20
+        print(f"{len(names)} trainings at once; their stages' peak memory alone sums to ~{needed:,} MB of "
+              f"{total:,.0f}", flush=True)
+    return plans, processes, started
+
+
+# -- phase 3 -------------------------------------------------------------------------------------
+def judge(args, workdir: Path, name: str, reference: dict, meta: dict, train_norm: np.ndarray,
+          heldout_norm: np.ndarray) -> list[dict]:
+    generator = VARIANTS[name][0]
+    folder = workdir / name
+    sidecar = json.loads((folder / "model.json").read_text())
+    mean = np.asarray(meta["norm_mean"], np.float32)[None, :, None]
+    std = np.asarray(meta["norm_std"], np.float32)[None, :, None]
+    runs = []
+    for path in sorted(folder.glob("samples*.npz")):
+        saved = np.load(path)
+        x, y = saved["x"].astype(np.float32), saved["y"]
+        quality = generator_quality(x, y, reference, meta["classes"], meta["fs"], meta["leads"], args.processes)
+        privacy = privacy_measures((x - mean) / std, train_norm, heldout_norm, meta["fs"])
+        changes = json.loads(str(saved["changes"]))
+        runs.append({
+            "run": name + "".join(f" {key} {value:g}" for key, value in changes.items()), "variant": name,
+            "generator": generator, "sampled_with": changes, "steps": sidecar["stages"],
+            "train_minutes": sidecar["wall_time_s"] / 60, "sample_seconds": float(saved["sample_seconds"]),
+            "training_records": sidecar["training_records"], "quality": quality, "privacy": privacy,
+            "privacy_flag": privacy_flag(privacy), "samples": str(path),
+        })
+        runs[-1]["meets_goal"] = bool(quality["passes_all_classes"] and not runs[-1]["privacy_flag"])
+    return runs
+
+
+def privacy_flag(privacy: dict) -> str:
+    """Why the privacy section would flag a synthetic set ('' if it would not)."""
+    reasons = []
+    if privacy["exact_copies"]["value"]:
+        reasons.append(f"{privacy['exact_copies']['value']} exact copies")
+    share = privacy.get("dcr_share")
+    if share and share["value"] > share["floor_interval"][1]:
+        reasons.append(f"DCR share {share['value']:.2f} above its floor's {share['floor_interval'][1]:.2f}")
+    return "; ".join(reasons)
+
+
+def write_samples(run: dict, meta: dict, path: Path, per_class: int) -> None:
+    import h5py
+
+    saved = np.load(run["samples"])
+    keep = np.concatenate([np.flatnonzero(saved["y"] == c)[:per_class] for c in np.unique(saved["y"])])
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("x", data=saved["x"][keep], compression="gzip")
+        handle.create_dataset("y", data=saved["y"][keep])
+        handle.attrs.update(classes=json.dumps(meta["classes"]), fs=meta["fs"], leads=json.dumps(meta["leads"]),
+                            variant=run["variant"], units="mV")
+
+
+# -- tables --------------------------------------------------------------------------------------
+def tables(report: dict) -> str:
+    from generator_throughput import markdown
+
+    lines = ["## Throughput (phase 1)", "", markdown(report["throughput"], report["peak_tflop_per_s"], report["device"]),
+             "", "## Side by side on one card (phase 2)", "",
+             f"{len(report['plans'])} trainings at once, {report['phase2_seconds']:.0f} s wall: "
+             f"{report['aggregate_tflop_per_s']:.1f} TFLOP/s counted over all of them, against "
+             f"{report['best_alone_tflop_per_s']:.1f} for the fastest job alone in phase 1 "
+             f"({report['aggregate_tflop_per_s'] / max(report['best_alone_tflop_per_s'], 1e-9):.2f}x).", "",
+             "| variant | settings | steps | train min | records seen |", "|---|---|---|---|---|"]
+    for name, plan in report["plans"].items():
+        lines.append(f"| {name} | {json.dumps(plan['settings'])} | {json.dumps(plan.get('done_steps', plan['steps']))} "
+                     f"| {plan.get('train_minutes', float('nan')):.1f} | {plan.get('record_views', 0):,} |")
+    lines += ["", "## Quality per class and privacy (phase 3)", "",
+              "| run | class | detectable | fits class | real fits (held-out) | amplitude | class passes |",
+              "|---|---|---|---|---|---|---|"]
+    for run in report["runs"]:
+        for name, entry in run["quality"]["per_class"].items():
+            real = (entry.get("real_heldout") or {}).get("fits_class")
+            fits = entry["synthetic"]["fits_class"]
+            lines.append(f"| {run['run']} | {name} | {entry['synthetic']['detectable']:.2f} "
+                         f"| {'–' if fits is None else f'{fits:.2f}'} | {'–' if real is None else f'{real:.2f}'} "
+                         f"| {entry['amplitude_ratio_median']:.2f} | {'pass' if entry['passes'] else 'fail'} |")
+    lines += ["", "| run | exact copies | DCR share (floor, interval) | nearest-train corr. (real held-out) | meets goal |",
+              "|---|---|---|---|---|"]
+    for run in report["runs"]:
+        p, near = run["privacy"], run["quality"].get("nearest_train_correlation_median", {})
+        share = p.get("dcr_share", {})
+        interval = share.get("floor_interval", [float("nan")] * 2)
+        lines.append(f"| {run['run']} | {p['exact_copies']['value']} | {share.get('value', float('nan')):.2f} "
+                     f"({share.get('floor', float('nan')):.2f}, {interval[0]:.2f}-{interval[1]:.2f}) "
+                     f"| {near.get('synthetic', float('nan')):.2f} ({near.get('real_heldout', float('nan')):.2f}) "
+                     f"| {'yes' if run['meets_goal'] else 'no' + (': ' + run['privacy_flag'] if run['privacy_flag'] else '')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("results/data/ptbxl.h5"))
+    parser.add_argument("--out", type=Path, required=False)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--minutes", type=float, default=9.0, help="the whole command's budget")
+    parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 256, 1024])
+    parser.add_argument("--compile", nargs="*", default=["default", "reduce-overhead"],
+                        help="torch.compile modes to time (compiling takes tens of seconds a mode)")
+    parser.add_argument("--compile-generators", nargs="*", default=["diffwave"],
+                        help="the generators whose compiled step is timed (DiffWave: most of the GPU time)")
+    parser.add_argument("--throughput-steps", type=int, default=10)
+    parser.add_argument("--throughput-warmup", type=int, default=3)
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=max(1, (os.cpu_count() or 2) - 2),
+                        help="processes reading rhythms (~60 ms a record each)")
+    parser.add_argument("--tiny", action="store_true", help="toy sizes and steps: a CPU rehearsal of the code path")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    if args.out is None:
+        parser.error("--out is required")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.tiny:
+        args.batch_sizes, args.compile, args.throughput_steps, args.throughput_warmup = [8], [], 1, 0
+    started = time.perf_counter()
+    device = torch.device(args.device)
+    budget = args.minutes * 60
+    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+              "command": " ".join(sys.argv), "variants": {v: VARIANTS[v] for v in args.variants}}
+
+    rows, peak = throughput(args, device)
+    report |= {"throughput": rows, "peak_tflop_per_s": peak, "phase1_seconds": time.perf_counter() - started}
+    # What is left: ~70 % trains and samples, the rest judges on the CPU and writes.
+    train_seconds = max(30.0, 0.62 * (budget - (time.perf_counter() - started)))
+
+    meta = metadata(args.data)
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        plans, processes, phase2_started = launch(args, workdir, args.variants, rows, train_seconds)
+        # The real records' rhythms, read on the CPU while the card trains.
+        from generator_quality import real_sets
+
+        _, train, heldout_x, heldout_y = real_sets(args.data)
+        reference = real_reference(heldout_x, heldout_y, meta["fs"], meta["leads"], train["x"], train["y"],
+                                   args.processes)
+        mean = np.asarray(meta["norm_mean"], np.float32)[None, :, None]
+        std = np.asarray(meta["norm_std"], np.float32)[None, :, None]
+        train_norm, heldout_norm = (train["x"] - mean) / std, (heldout_x - mean) / std
+        failed = {}
+        for name, (process, log) in processes.items():
+            if process.wait():
+                failed[name] = (workdir / f"{name}.log").read_text()[-2000:]
+            log.close()
+        report["phase2_seconds"] = time.perf_counter() - phase2_started
+        total_flops = 0.0
+        for name, plan in plans.items():
+            if name in failed:
+                plan["failed"] = failed[name]
+                print(f"{name} failed:\n{failed[name]}", file=sys.stderr)
+                continue
+            sidecar = json.loads((workdir / name / "model.json").read_text())
+            generator = VARIANTS[name][0]
+            batch = sidecar["config"]["batch_size"]
+            plan |= {"done_steps": sidecar["stages"], "train_minutes": sidecar["wall_time_s"] / 60,
+                     "record_views": batch * sum(sidecar["stages"].values())}
+            for stage, steps in sidecar["stages"].items():
+                rate = alone_rate(rows, generator, stage, batch)
+                if rate:
+                    total_flops += rate["gflop_per_step"] * 1e9 * batch / rate["batch"] * steps
+        report["plans"] = plans
+        report["aggregate_tflop_per_s"] = total_flops / report["phase2_seconds"] / 1e12
+        report["best_alone_tflop_per_s"] = max([r["tflop_per_s"] for r in rows if "failed" not in r] or [0.0])
+
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the rhythm reader parallelises by itself
+            runs = [run for name in plans if name not in failed
+                    for run in pool.submit(judge, args, workdir, name, reference, meta, train_norm, heldout_norm).result()]
+        report["runs"] = runs
+        written = set()
+        for run in runs:
+            if run["generator"] not in written and not run["sampled_with"]:
+                write_samples(run, meta, args.out / f"{run['generator']}.h5", min(args.per_class, 100))
+                written.add(run["generator"])
+    report["total_seconds"] = time.perf_counter() - started
+    (args.out / "gpu_generators.json").write_text(json.dumps(report, indent=1, default=float))
+    text = tables(report) + f"\n\nWhole command: {report['total_seconds'] / 60:.1f} min on {report['device']}."
+    (args.out / "gpu_generators.md").write_text(text + "\n")
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()

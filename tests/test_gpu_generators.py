@@ -1,0 +1,42 @@
+"""The prepared GPU command (benchmarks/gpu_generators.py) runs through on the CPU at toy sizes.
+
+A GPU session has minutes: the command must work as it is when one comes. This runs its whole
+code path (throughput, variants trained side by side as processes, sampling at a second guidance
+scale, judging, privacy, the float16 HDF5 files) on real mirror records, at toy sizes."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import REPO, run_snakemake, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_gpu_command_runs_through_and_writes_its_tables_and_samples(mirror, tmp_path):
+    write_config(tmp_path, physionet_url=str(mirror), datasets=["ptbxl"], max_records_per_class=10)
+    run_snakemake(tmp_path, "preprocess")
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/gpu_generators.py"), "--data", str(tmp_path / "results/data/ptbxl.h5"),
+         "--out", str(out), "--tiny", "--device", "cpu", "--per-class", "3", "--processes", "1",
+         "--variants", "diffwave-cfg", "timediffusion"],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (out / "gpu_generators.md").read_text()
+    assert done.stdout.rstrip().endswith(text.rstrip())  # the tables come last
+    for heading in ("## Throughput", "## Side by side on one card", "## Quality per class and privacy"):
+        assert heading in text
+    report = json.loads((out / "gpu_generators.json").read_text())
+    runs = {run["run"]: run for run in report["runs"]}
+    assert set(runs) == {"diffwave-cfg", "diffwave-cfg guidance_scale 2", "timediffusion"}
+    assert all(isinstance(run["meets_goal"], bool) and "dcr_share" in run["privacy"] for run in runs.values())
+    for generator in ("diffwave", "timediffusion"):
+        with h5py.File(out / f"{generator}.h5") as handle:
+            assert handle["x"].dtype == np.float16 and handle["x"].shape[1:] == (12, 1000)
+            assert np.bincount(handle["y"][:]).max() <= 3 and handle.attrs["units"] == "mV"
+        assert (out / f"{generator}.h5").stat().st_size < 16 * 2**20
