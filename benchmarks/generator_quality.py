@@ -22,7 +22,10 @@ rhythm and the share whose rhythm fits the class; the same share for real record
 (training, validation and test splits; held-out and training also apart) and the shuffled-label
 floor; the amplitude ratio to real; whether the class meets the goal. Per run: band power ratios, the limb-lead residual, the median
 correlation of each record with its nearest training record (real held-out records give the
-floor), training minutes, and for TimeVQVAE the stage-1 reconstruction R^2 on held-out records.
+floor), training minutes, for TimeVQVAE the stage-1 reconstruction R^2 on held-out records, and
+the privacy section's measures (`fidelity.privacy_measures`: exact copies of training records and
+the DCR share on median beats against its permutation floor; `fidelity.privacy_flag` its verdict),
+so that a curve over --budgets shows memorisation growing with training as well as quality.
 The first row, "real (held-out)", scores the real held-out records as if a generator had made them.
 """
 
@@ -43,12 +46,18 @@ sys.path.insert(0, str(REPO / "src"))
 from synthecg.config import merge_configs, parse_overrides, read_config  # noqa: E402
 from synthecg.data.leads import lead_indices  # noqa: E402
 from synthecg.data.store import load_split, metadata  # noqa: E402
+from synthecg.evaluation.fidelity import privacy_flag, privacy_measures  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
 from synthecg.generators.jobs import fit_generator, sample_millivolts  # noqa: E402
 from synthecg.generators.training import load_generator, pick_device  # noqa: E402
 
 STAGE_STEPS = ("steps", "prior_steps")  # the config fields that count training steps
+
+
+def normalised(x_mv: np.ndarray, meta: dict) -> np.ndarray:
+    """Records in mV -> the normalised units the privacy section measures in."""
+    return (x_mv - np.asarray(meta["norm_mean"], np.float32)[None, :, None]) / np.asarray(meta["norm_std"], np.float32)[None, :, None]
 
 
 def real_sets(data: Path):
@@ -111,16 +120,20 @@ def table(runs: list[dict]) -> str:
                 f"| {_share(entry['shuffled_label_floor'])} | {entry['amplitude_ratio_median']:.2f} "
                 f"| {'pass' if entry['passes'] else 'fail'} |"
             )
-    lines += ["", "| run | band power ratio (0.5-5 / 5-15 / 15-40 Hz) | limb residual (real) | nearest-train corr. (real held-out) | stage-1 R^2 |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| run | band power ratio (0.5-5 / 5-15 / 15-40 Hz) | limb residual (real) | nearest-train corr. (real held-out) "
+              "| stage-1 R^2 | DCR share (floor; p) | privacy |", "|---|---|---|---|---|---|---|"]
     for run in runs:
         q = run["quality"]
         bands = " / ".join(f"{v:.2f}" for v in q["band_power_ratio"].values())
         limb = q["limb_lead_residual_median"]
         near = q.get("nearest_train_correlation_median", {})
         r2 = f"{run['stage1_r2']:.2f}" if "stage1_r2" in run else ""
+        share = (run.get("privacy") or {}).get("dcr_share")
+        dcr = f"{share['value']:.2f} ({share['floor']:.2f}; {share['p']:.3f})" if share else ""
+        flag = "" if "privacy" not in run else (privacy_flag(run["privacy"]) or "within floor")
         lines.append(f"| {run['run']} | {bands} | {limb['synthetic']:.3f} ({limb['real']:.3f}) "
-                     f"| {near.get('synthetic', float('nan')):.2f} ({near.get('real_heldout', float('nan')):.2f}) | {r2} |")
+                     f"| {near.get('synthetic', float('nan')):.2f} ({near.get('real_heldout', float('nan')):.2f}) "
+                     f"| {r2} | {dcr} | {flag} |")
     return "\n".join(lines)
 
 
@@ -187,6 +200,7 @@ def main() -> None:
                            "quality": generator_quality(x, y, reference, classes, fs, leads, args.processes)}
                     if name == "timevqvae":
                         run["stage1_r2"] = stage1_r2_heldout(model, sidecar["leads"], args.data, meta)
+                    run["privacy"] = privacy_measures(*(normalised(part, meta) for part in (x, train["x"], heldout_x)), fs)
                     runs.append(run)
                     print(f"\n{label}: trained {run['train_minutes']:.1f} min, sampled {run['sample_minutes']:.1f} min", flush=True)
                     print(table(runs[-1:]), flush=True)

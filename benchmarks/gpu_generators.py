@@ -30,7 +30,8 @@ Three phases, each within its share of `--minutes`:
    points of real records, amplitude within 25 %) and the privacy section's measures
    (`fidelity.privacy_measures`: exact copies of training records, DCR share on median beats
    against its real-vs-real permutation floor). A variant meets the generators' goal when every
-   class passes and privacy does not flag it (no copy; DCR share inside its floor's interval).
+   class passes and privacy does not flag it (`fidelity.privacy_flag`: no copy, and neither DCR
+   measure beyond its floor by the permutation test).
 
 Writes to --out: gpu_generators.json (everything), gpu_generators.md (the tables, also printed
 last) and, per generator, its first variant's records as float16 HDF5 (at most 100 a class,
@@ -58,7 +59,7 @@ import torch  # noqa: E402
 
 from synthecg.config import merge_configs, read_config  # noqa: E402
 from synthecg.data.store import metadata  # noqa: E402
-from synthecg.evaluation.fidelity import privacy_measures  # noqa: E402
+from synthecg.evaluation.fidelity import privacy_flag, privacy_measures  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
 from synthecg.generators.jobs import fit_generator  # noqa: E402
@@ -231,17 +232,17 @@ def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: flo
 # -- phase 3 -------------------------------------------------------------------------------------
 def judge(args, workdir: Path, name: str, reference: dict, meta: dict, train_norm: np.ndarray,
           heldout_norm: np.ndarray) -> list[dict]:
+    from generator_quality import normalised
+
     generator = VARIANTS[name][0]
     folder = workdir / name
     sidecar = json.loads((folder / "model.json").read_text())
-    mean = np.asarray(meta["norm_mean"], np.float32)[None, :, None]
-    std = np.asarray(meta["norm_std"], np.float32)[None, :, None]
     runs = []
     for path in sorted(folder.glob("samples*.npz")):
         saved = np.load(path)
         x, y = saved["x"].astype(np.float32), saved["y"]
         quality = generator_quality(x, y, reference, meta["classes"], meta["fs"], meta["leads"], args.processes)
-        privacy = privacy_measures((x - mean) / std, train_norm, heldout_norm, meta["fs"])
+        privacy = privacy_measures(normalised(x, meta), train_norm, heldout_norm, meta["fs"])
         changes = json.loads(str(saved["changes"]))
         runs.append({
             "run": name + "".join(f" {key} {value:g}" for key, value in changes.items()), "variant": name,
@@ -252,17 +253,6 @@ def judge(args, workdir: Path, name: str, reference: dict, meta: dict, train_nor
         })
         runs[-1]["meets_goal"] = bool(quality["passes_all_classes"] and not runs[-1]["privacy_flag"])
     return runs
-
-
-def privacy_flag(privacy: dict) -> str:
-    """Why the privacy section would flag a synthetic set ('' if it would not)."""
-    reasons = []
-    if privacy["exact_copies"]["value"]:
-        reasons.append(f"{privacy['exact_copies']['value']} exact copies")
-    share = privacy.get("dcr_share")
-    if share and share["value"] > share["floor_interval"][1]:
-        reasons.append(f"DCR share {share['value']:.2f} above its floor's {share['floor_interval'][1]:.2f}")
-    return "; ".join(reasons)
 
 
 def write_samples(run: dict, meta: dict, path: Path, per_class: int) -> None:
@@ -358,14 +348,12 @@ def main() -> None:
         workdir = Path(scratch)
         plans, processes, phase2_started = launch(args, workdir, args.variants, rows, train_seconds)
         # The real records' rhythms, read on the CPU while the card trains.
-        from generator_quality import real_sets
+        from generator_quality import normalised, real_sets
 
         _, train, heldout_x, heldout_y = real_sets(args.data)
         reference = real_reference(heldout_x, heldout_y, meta["fs"], meta["leads"], train["x"], train["y"],
                                    args.processes)
-        mean = np.asarray(meta["norm_mean"], np.float32)[None, :, None]
-        std = np.asarray(meta["norm_std"], np.float32)[None, :, None]
-        train_norm, heldout_norm = (train["x"] - mean) / std, (heldout_x - mean) / std
+        train_norm, heldout_norm = normalised(train["x"], meta), normalised(heldout_x, meta)
         failed = {}
         for name, (process, log) in processes.items():
             if process.wait():

@@ -115,3 +115,17 @@ def test_copies_shifted_copies_and_timediffusion_near_its_seeds_are_flagged(real
         for measure in ("dcr_share", "dcr_tail_share"):
             entry = report[measure]
             assert entry["p"] < 0.05 and entry["value"] > entry["floor_interval"][1], (name, measure, entry)
+
+
+def test_the_privacy_flag_names_copies_and_passes_unseen_real_records(real):
+    """The verdict the generators' goal uses (fidelity.privacy_flag): unseen real records pass;
+    exact copies are named; copies shifted by a quarter second (no exact copy) are beyond the DCR floor."""
+    from synthecg.evaluation.fidelity import privacy_flag, privacy_measures
+
+    x, _, _, parts = real
+    train, holdout, queries = (x[parts[name]] for name in ("train", "holdout", "queries"))
+    assert privacy_flag(privacy_measures(queries, train, holdout, FS)) == ""
+    copies = privacy_flag(privacy_measures(train[: len(queries)], train, holdout, FS))
+    assert copies.startswith(f"{len(queries)} exact copies") and "dcr_share" in copies
+    shifted = privacy_flag(privacy_measures(np.roll(train[: len(queries)], 25, axis=-1), train, holdout, FS))
+    assert "exact copies" not in shifted and "dcr_share" in shifted
