@@ -1,4 +1,4 @@
-"""Every closeness measure's null and alarms, measured on real records (README → Closeness of synthetic to real).
+"""Every closeness measure's null and alarms, measured on real records (docs/closeness.md).
 
     # the data first (the mirror, every record), as presets/cpu.yaml preprocesses it:
     .venv/bin/snakemake preprocess --configfile presets/cpu.yaml --config physionet_url=../shared/data/physionet

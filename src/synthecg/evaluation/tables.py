@@ -40,8 +40,8 @@ from synthecg.io import write_csv_atomically, write_text_atomically
 
 CLASSIFIER_METRICS = ["macro_f1", "macro_auroc", "accuracy", "balanced_accuracy"]
 MARKDOWN_CLASSIFIER_METRICS = ["macro_f1", "macro_auroc"]  # the CSV has them all; Markdown stays readable
-# Closeness measures in table order, with the side that is better (synthecg.evaluation.fidelity; README →
-# Closeness of synthetic to real). Per-class ones are listed as "<measure>/<class>".
+# Closeness measures in table order, with the side that is better (synthecg.evaluation.fidelity;
+# docs/closeness.md). Per-class ones are listed as "<measure>/<class>".
 FIDELITY_BETTER = {
     "fid": "lower",
     "mmd2": "lower",
