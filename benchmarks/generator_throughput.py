@@ -43,6 +43,7 @@ from synthecg.config import read_config  # noqa: E402
 from synthecg.generators.base import GENERATOR_NAMES, build, make_config  # noqa: E402
 
 N_LEADS, N_SAMPLES, N_CLASSES, FS, N_RECORDS = 12, 1000, 4, 100, 256
+STAGE_FIELDS = {"main": "steps", "vqvae": "steps", "prior": "prior_steps"}  # each stage's steps in its config
 SIZES = {"default": None, "cpu": "presets/cpu.yaml", "gpu": "presets/gpu.yaml", "paper": "presets/paper.yaml"}
 COLUMNS = ["generator", "size", "stage", "device", "precision", "compile", "batch", "parameters", "gflop_per_step",
            "records_per_s", "tflop_per_s", "percent_peak", "sample_records_per_s", "peak_memory_mb"]

@@ -64,6 +64,7 @@ from synthecg.evaluation.quality import generator_quality, real_reference  # noq
 from synthecg.generators.base import make_config  # noqa: E402
 from synthecg.generators.jobs import fit_generator  # noqa: E402
 from synthecg.generators.training import load_generator  # noqa: E402
+from generator_throughput import STAGE_FIELDS  # noqa: E402
 
 # Each variant: a generator, settings over presets/gpu.yaml (dotted keys as generator_quality's
 # --set), and sampling-only settings to judge the same model at as well. The first variant of a
@@ -89,7 +90,6 @@ VARIANTS = {
                                     "generators.diffwave.min_snr_gamma": 5.0}, []),
 }
 DEFAULT_VARIANTS = [name for name in VARIANTS if name != "diffwave-vpred"]
-STAGE_STEPS = {"main": "steps", "vqvae": "steps", "prior": "prior_steps"}
 TINY_SIZES = {  # --tiny: the quick config's models, a few steps (CPU rehearsal of the code path)
     "generators.diffwave": {"residual_layers": 2, "residual_channels": 8, "embedding_dim": 16, "batch_size": 8,
                             "sampling_steps": 5},
@@ -161,14 +161,14 @@ def plan_steps(name: str, config: dict, rows: list[dict], seconds: float, sharin
     generator = VARIANTS[name][0]
     model_config = make_config(generator, config["generators"][generator])
     if tiny:
-        return {field: 3 for field in set(STAGE_STEPS.values()) if hasattr(model_config, field)}
+        return {field: 3 for field in set(STAGE_FIELDS.values()) if hasattr(model_config, field)}
     shares = {"vqvae": 1 / 3, "prior": 2 / 3} if generator == "timevqvae" else {"main": 1.0}
     steps = {}
     for stage, share in shares.items():
         rate = alone_rate(rows, generator, stage, model_config.batch_size)
         per_second = rate["records_per_s"] / model_config.batch_size if rate else 1.0  # steps/s alone at its batch
         # 0.8: jobs sharing a card lose some of its rate to switching between them
-        steps[STAGE_STEPS[stage]] = max(10, int(0.8 * seconds * share * per_second / sharing))
+        steps[STAGE_FIELDS[stage]] = max(10, int(0.8 * seconds * share * per_second / sharing))
     return steps
 
 

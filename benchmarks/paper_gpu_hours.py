@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/paper_gpu_hours.py --device cpu --steps 2   # checks the script; CPU hours
 
 Rates are measured here, at the preset's model sizes, through the real training loops: each
-generator through `generator_throughput.measure` (records/s over all its training stages, and
+generator through `generator_throughput.measure` (records/s of each of its training stages, and
 records/s of sampling), the classifier as records/s of full training steps. The workload comes
 from the preset, with every record of both databases counted (`--ptbxl-records`,
 `--chapman-records`): an upper bound, since records outside the preset's classes are left out,
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generator_throughput import N_LEADS, N_SAMPLES, measure  # noqa: E402
+from generator_throughput import N_LEADS, N_SAMPLES, STAGE_FIELDS, measure, peak_tflops  # noqa: E402
 from synthecg.classifier.resnet1d import build_classifier, make_classifier_config  # noqa: E402
 from synthecg.config import merge_configs, validate_config  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
@@ -81,12 +81,13 @@ def main() -> None:
     ratio = config["sampling"]["ratio_to_real"]
     seeds = len(config["experiments"]["seeds"])
     rows = []
+    peak = peak_tflops(device)
     for name in args.generators or config["generators"]["names"]:
-        rates = measure(name, "paper", args.device, args.precision, args.steps, sample_batch=max(2, args.steps // 2))
+        stages = measure(name, "paper", device, args.precision, "none", 0, args.steps, 1, max(2, args.steps // 2), peak)
         model_config = make_config(name, config["generators"].get(name, {}))
-        stage_steps = sum(getattr(model_config, f) for f in ("steps", "prior_steps") if hasattr(model_config, f))
-        train_h = len(records) * stage_steps * model_config.batch_size / rates["train_samples_per_s"] / 3600
-        sample_h = sum(ratio * train[s] / rates["sample_records_per_s"] / 3600 for s in records)
+        train_h = len(records) * sum(getattr(model_config, STAGE_FIELDS[stage["stage"]]) * model_config.batch_size
+                                     / stage["records_per_s"] for stage in stages) / 3600
+        sample_h = sum(ratio * train[s] / stages[-1]["sample_records_per_s"] / 3600 for s in records)
         rows += [(f"train {name} (per source dataset x {len(records)})", train_h),
                  (f"sample {name} (x {len(records)})", sample_h)]
     classifier = make_classifier_config(config["classifier"])
