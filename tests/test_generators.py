@@ -298,3 +298,53 @@ def test_an_augmented_run_resumes_to_the_same_weights_and_differs_from_a_plain_o
     for key in whole:
         torch.testing.assert_close(whole[key], resumed[key], msg=key)
     assert any(not torch.equal(whole[key], plain[key]) for key in whole)
+
+
+def test_a_curated_set_keeps_only_records_that_fit_their_class_and_says_what_fell_short(tmp_path, monkeypatch,
+                                                                                          real_ptbxl_records):
+    """A stand-in generator whose every other record is a real record of the class and the rest
+    are noise: the curated set holds only real records, draws on until each class has its count,
+    and where the draws run out keeps what fitted (no noise tops it up), as the JSON says."""
+    import synthecg.generators.jobs as jobs
+
+    x_mv, names = real_ptbxl_records
+    classes = ["SR", "SB", "AFIB", "GSVT"]
+    labels = np.array([classes.index(n) for n in names])
+    stats = RunningStats()
+    with DatasetWriter(tmp_path / "real.h5", 1000, ("train", "val", "test")) as writer:
+        for i, (record, label) in enumerate(zip(x_mv, labels)):
+            writer.append("train", record, int(label), f"r{i}", f"p{i}", "ptbxl")
+            stats = stats.merge(RunningStats.of(record))
+        writer.finish({"classes": classes, "leads": list(STANDARD_LEADS), "fs": 100, "seconds": 10, "units": "mV",
+                       "dataset": "ptbxl", "norm_mean": stats.mean, "norm_std": stats.std, "norm_count": stats.count,
+                       "config_hash": "x", "records_per_class": {"train": {c: int((labels == i).sum())
+                                                                          for i, c in enumerate(classes)}, "val": {}, "test": {}}})
+    (tmp_path / "model.json").write_text(json.dumps({"classes": classes, "trained_classes": ["SB", "GSVT"],
+                                                      "generator": "stand-in", "leads": list(STANDARD_LEADS),
+                                                      "checkpoint_sha256": "x"}))
+    rng = np.random.default_rng(0)
+
+    def stand_in(model, leads, meta, y, generator):
+        c = int(y[0])
+        real = x_mv[rng.choice(np.flatnonzero(labels == c), len(y))]
+        noise = rng.normal(0, 0.3, real.shape)
+        return np.where((np.arange(len(y)) % 2 == 0)[:, None, None], real, noise).astype(np.float32)
+
+    monkeypatch.setattr(jobs, "load_generator", lambda path, device: None)
+    monkeypatch.setattr(jobs, "sample_millivolts", stand_in)
+    common = dict(per_class=6, ratio_to_real=1.0, batch_size=4, seed=0)
+    counts = sample_to_h5(tmp_path / "m.pt", tmp_path / "model.json", tmp_path / "real.h5", tmp_path / "cur.h5",
+                          curate_max_draws=10, out_curation=tmp_path / "cur.json", **common)
+    curation = json.loads((tmp_path / "cur.json").read_text())["per_class"]
+    assert counts == {"SR": 0, "SB": 6, "AFIB": 0, "GSVT": 6}
+    for name in ("SB", "GSVT"):
+        assert curation[name]["kept"] == 6 and curation[name]["short"] == 0 and curation[name]["drawn"] >= 12
+    real_records = {record.astype(np.float32).tobytes() for record in x_mv}
+    assert all(record.tobytes() in real_records for record in load_split(tmp_path / "cur.h5", "synthetic")["x"])
+    # Draws that run out (at most 1.5 x the count): what fitted, never topped up with noise.
+    sample_to_h5(tmp_path / "m.pt", tmp_path / "model.json", tmp_path / "real.h5", tmp_path / "short.h5",
+                 curate_max_draws=1.5, out_curation=tmp_path / "short.json", **common)
+    short = json.loads((tmp_path / "short.json").read_text())["per_class"]
+    for name in ("SB", "GSVT"):
+        assert short[name]["drawn"] == 9 and 0 < short[name]["kept"] <= 5 and short[name]["short"] == 6 - short[name]["kept"]
+    assert metadata(tmp_path / "short.h5")["records_per_class"]["synthetic"]["SB"] == short["SB"]["kept"]

@@ -36,6 +36,8 @@ rule classifier_augment:
         "results/logs/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}.log",
     benchmark:
         "results/benchmarks/classifier/{dataset}/augment/{generator}/r{ratio}/seed{seed}.tsv"
+    wildcard_constraints:
+        generator="|".join(ARM_GENERATORS),
     conda:
         "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
@@ -62,6 +64,8 @@ rule classifier_synthetic:
         "results/logs/classifier/{dataset}/synthetic/{generator}/seed{seed}.log",
     benchmark:
         "results/benchmarks/classifier/{dataset}/synthetic/{generator}/seed{seed}.tsv"
+    wildcard_constraints:
+        generator="|".join(ARM_GENERATORS),
     conda:
         "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
@@ -87,6 +91,8 @@ rule classifier_finetune:
         "results/logs/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}.log",
     benchmark:
         "results/benchmarks/classifier/{dataset}/finetune/{generator}/f{fraction}/seed{seed}.tsv"
+    wildcard_constraints:
+        generator="|".join(ARM_GENERATORS),
     conda:
         "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]
@@ -163,6 +169,8 @@ rule classifier_balance:
         "results/logs/classifier/{dataset}/balance/{generator}/seed{seed}.log",
     benchmark:
         "results/benchmarks/classifier/{dataset}/balance/{generator}/seed{seed}.tsv"
+    wildcard_constraints:
+        generator="|".join(ARM_GENERATORS),
     conda:
         "../../envs/torch.yaml"
     threads: EXPERIMENTS["threads"]

@@ -35,6 +35,10 @@ REPLICATES = config["generators"]["replicates"]
 
 
 EXPERIMENTS = config["experiments"]
+# Each generator's curated set (only records whose rhythm fits their class) is a synthetic set of
+# its own, "{generator}-curated", for the arms that use synthetic records.
+CURATED = [f"{g}-curated" for g in GENERATORS] if EXPERIMENTS["curated"] else []
+ARM_GENERATORS = GENERATORS + CURATED
 
 
 def gpu_request(device):
@@ -122,11 +126,11 @@ def classifier_files():
     cells = {
         "real": ("real", ["none"], ["all"]),
         "shuffled": ("shuffled", ["none"], ["all"]),
-        "augment": ("augment", GENERATORS, ratios),
+        "augment": ("augment", ARM_GENERATORS, ratios),
         "classical": ("augment", ["classical"], ratios),
-        "balance": ("balance", GENERATORS, ["all"]),
-        "synthetic": ("synthetic", GENERATORS, ["all"]),
-        "finetune": ("finetune", GENERATORS, [f"f{f}" for f in fractions]),
+        "balance": ("balance", ARM_GENERATORS, ["all"]),
+        "synthetic": ("synthetic", ARM_GENERATORS, ["all"]),
+        "finetune": ("finetune", ARM_GENERATORS, [f"f{f}" for f in fractions]),
         # An untrained network needs no run: scratch starts at the first real record.
         "scratch": ("scratch", ["none"], [f"f{f}" for f in fractions if f > 0]),
     }

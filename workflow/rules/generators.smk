@@ -68,3 +68,35 @@ rule sample_synthetic:
         device=config["generators"]["training"]["device"],
     script:
         "../scripts/sample_synthetic.py"
+
+
+# A curated set: the same model and seed as sample_synthetic's, keeping only records whose rhythm
+# fits their class (experiments.curated), drawn until each class has its count or the draws run out.
+rule sample_curated:
+    input:
+        model="results/generators/{source}/{generator}/rep{replicate}/model.pt",
+        sidecar="results/generators/{source}/{generator}/rep{replicate}/model.json",
+        h5="results/data/{source}.h5",
+    output:
+        h5="results/synthetic/{source}/{generator}-curated/rep{replicate}.h5",
+        curation="results/synthetic/{source}/{generator}-curated/rep{replicate}.json",
+    log:
+        "results/logs/synthetic/{source}/{generator}-curated/rep{replicate}.log",
+    benchmark:
+        "results/benchmarks/synthetic/{source}/{generator}-curated/rep{replicate}.tsv"
+    priority: 50
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["generators"]["resources"]["threads"]
+    resources:
+        gpu=GENERATOR_GPU,
+        gpu_slots=GENERATOR_GPU_SLOTS,
+    params:
+        per_class=config["sampling"]["per_class"],
+        ratio_to_real=config["sampling"]["ratio_to_real"],
+        batch_size=config["sampling"]["batch_size"],
+        seed=lambda wildcards: config["sampling"]["seed"] + int(wildcards.replicate),
+        device=config["generators"]["training"]["device"],
+        curate_max_draws=config["sampling"]["curate_max_draws"],
+    script:
+        "../scripts/sample_synthetic.py"

@@ -1,4 +1,5 @@
-"""Rule sample_synthetic: synthetic records per class from one trained generator, in mV."""
+"""Rules sample_synthetic and sample_curated: synthetic records per class from one trained
+generator, in mV; sample_curated keeps only records whose rhythm fits their class."""
 
 from pathlib import Path
 
@@ -20,4 +21,7 @@ with logged_job(snakemake.log[0]):
         batch_size=params.batch_size,
         seed=params.seed,
         device=params.device,
+        curate_max_draws=getattr(params, "curate_max_draws", None),
+        out_curation=Path(snakemake.output.curation) if hasattr(snakemake.output, "curation") else None,
+        processes=snakemake.threads,
     )

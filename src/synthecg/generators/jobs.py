@@ -21,6 +21,7 @@ from synthecg.config import params_hash
 from synthecg.data.leads import INDEPENDENT_LEADS, LEAD_CHOICES, complete_leads, lead_indices
 from synthecg.data.store import DatasetWriter, load_split, metadata
 from synthecg.errors import PipelineError
+from synthecg.evaluation.rhythm import analyse_records, fits_class
 from synthecg.generators.base import build, make_config
 from synthecg.generators.training import RecordAugmentation, load_generator, pick_device, save_generator, train
 from synthecg.io import write_csv_atomically, write_json_atomically
@@ -172,8 +173,18 @@ def sample_to_h5(
     batch_size: int,
     seed: int,
     device: str = "auto",
+    curate_max_draws: float | None = None,
+    out_curation: Path | None = None,
+    processes: int = 1,
 ) -> dict[str, int]:
-    """Sample every trained class and write the records, in mV, as a synthetic set."""
+    """Sample every trained class and write the records, in mV, as a synthetic set.
+
+    With `curate_max_draws`, a curated set: only records whose rhythm fits their class by the
+    rhythm reader (`evaluation.rhythm.fits_class`, read on `processes` processes) are kept, batches
+    drawn until the class has its count or `curate_max_draws` x its count have been drawn. A class
+    that falls short keeps only what fitted: it is never topped up with records that do not fit,
+    and `out_curation` (JSON) says per class what was asked, drawn and kept.
+    """
     meta = metadata(real_h5)
     sidecar = json.loads(Path(sidecar_path).read_text())
     classes = meta["classes"]
@@ -183,17 +194,30 @@ def sample_to_h5(
     model = load_generator(model_path, torch_device)
     counts = synthetic_counts(classes, meta["records_per_class"]["train"], sidecar["trained_classes"], per_class, ratio_to_real)
     generator = torch.Generator(device=torch_device).manual_seed(seed)
-    source = f"{meta['dataset']}/{sidecar['generator']}"
+    source = f"{meta['dataset']}/{sidecar['generator']}" + ("-curated" if curate_max_draws else "")
+    curation = {}
     with DatasetWriter(out_h5, meta["fs"] * meta["seconds"], ("synthetic",)) as writer:
         for class_index, name in enumerate(classes):
-            for start in range(0, counts[name], batch_size):
-                n = min(batch_size, counts[name] - start)
+            wanted = counts[name]
+            most = math.ceil(curate_max_draws * wanted) if curate_max_draws else wanted
+            drawn = kept = fitting = 0
+            while kept < wanted and drawn < most:
+                n = min(batch_size, most - drawn)
                 y = torch.full((n,), class_index, dtype=torch.long, device=torch_device)
                 x = sample_millivolts(model, sidecar["leads"], meta, y, generator)
+                drawn += n
                 if not np.isfinite(x).all():
                     raise PipelineError(f"{model_path}: sampling class {name} gave non-finite values; retrain it")
+                if curate_max_draws:
+                    fits = fits_class(analyse_records(x, meta["fs"], meta["leads"], processes), [name] * n) == 1
+                    fitting += int(fits.sum())
+                    x = x[fits][: wanted - kept]
                 for i, record in enumerate(x):
-                    writer.append("synthetic", record, class_index, f"{name}-{start + i}", "", source)
+                    writer.append("synthetic", record, class_index, f"{name}-{kept + i}", "", source)
+                kept += len(x)
+            counts[name] = kept
+            curation[name] = {"wanted": wanted, "drawn": drawn, "kept": kept, "short": wanted - kept,
+                              "fitting_share": fitting / drawn if curate_max_draws and drawn else None}
         writer.finish(
             {
                 **{key: meta[key] for key in ("classes", "leads", "fs", "seconds", "units")},
@@ -205,7 +229,10 @@ def sample_to_h5(
                 "records_per_class": {"synthetic": counts},
             }
         )
-    log.info("%s: sampled %s", source, counts)
+    if out_curation is not None:
+        write_json_atomically({"source": source, "max_draws": curate_max_draws, "per_class": curation}, out_curation)
+    short = {name: entry["short"] for name, entry in curation.items() if entry["short"] > 0}
+    log.info("%s: sampled %s%s", source, counts, f"; short of fitting records: {short}" if short else "")
     return counts
 
 
