@@ -6,8 +6,9 @@
     mkdir -p .gpu && cp results/data/ptbxl.h5 .gpu/ && echo /.gpu/ >> .git/info/exclude
     python3 -m pip download --no-deps --only-binary=:all: -d .gpu wfdb==4.3.1
     # there (one H100 or H200, carrying .gpu; its python3 has torch, h5py, scipy, pandas, sklearn, yaml):
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl && \
-        PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu/ptbxl.h5 --out $OUT
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl && export PYTHONPATH=/tmp/site:src && \
+        python3 -m pytest -q -p no:cacheprovider tests/test_generators.py -k gpu && \
+        PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu/ptbxl.h5 --out $OUT
     # here, a rehearsal of the same code path at toy sizes on the CPU (tests/test_gpu_generators.py runs it)
     .venv/bin/python benchmarks/gpu_generators.py --data results/data/ptbxl.h5 --out /tmp/gpu --tiny
 

@@ -348,3 +348,26 @@ def test_a_curated_set_keeps_only_records_that_fit_their_class_and_says_what_fel
     for name in ("SB", "GSVT"):
         assert short[name]["drawn"] == 9 and 0 < short[name]["kept"] <= 5 and short[name]["short"] == 6 - short[name]["kept"]
     assert metadata(tmp_path / "short.h5")["records_per_class"]["synthetic"]["SB"] == short["SB"]["kept"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (a GPU machine runs it: pytest -k gpu)")
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_an_interrupted_run_resumes_on_a_gpu_without_error(name, tmp_path, monkeypatch):
+    """On a GPU bitwise equality is not promised (non-deterministic kernels), a clean resume is."""
+    x, y = toy_data()
+    model = build(name, tiny(name, steps=20), 2, 12, T, T)
+    original, calls = model.loss, iter(range(10**6))
+
+    def loss(*args):
+        if next(calls) == 13:
+            raise Interrupted
+        return original(*args)
+
+    monkeypatch.setattr(model, "loss", loss)
+    common = dict(seed=1, checkpoint_path=tmp_path / "c.pt", fingerprint="f", checkpoint_every=5, log_every=5,
+                  device=torch.device("cuda"))
+    with pytest.raises(Interrupted):
+        train(model, x, y, **common)
+    record = train(model, x, y, **common)
+    assert record.resumed_from is not None and record.device.startswith("cuda")
+    assert all(np.isfinite(entry["loss"]) for entry in record.history)
