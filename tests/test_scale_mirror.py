@@ -132,3 +132,19 @@ def test_it_refuses_to_write_into_a_folder_with_files(mirror, tmp_path):
     with pytest.raises(SystemExit, match="not empty"):
         scale_mirror.build_mirror(tmp_path, mirror, 3, 3)
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_rehearsal_merges_the_preset_key_by_key_and_reads_each_jobs_resources():
+    spec = importlib.util.spec_from_file_location("scale_rehearsal", REPO / "benchmarks" / "scale_rehearsal.py")
+    rehearsal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rehearsal)
+    base = {"download": {"workers": 8, "retries": 4}, "seed": 0}
+    assert rehearsal.merge(base, {"download": {"workers": 2}}) == {"download": {"workers": 2, "retries": 4}, "seed": 0}
+    log = (
+        "localrule download_dataset:\n    wildcards: source=ptbxl\n    resources: tmpdir=/tmp\n"
+        "rule preprocess_dataset:\n    wildcards: source=chapman\n    resources: mem_mb=4000, tmpdir=/tmp\n"
+    )
+    assert rehearsal.given_resources(log) == {
+        ("download_dataset", "source=ptbxl"): "tmpdir=/tmp",
+        ("preprocess_dataset", "source=chapman"): "mem_mb=4000, tmpdir=/tmp",
+    }
