@@ -282,20 +282,42 @@ def test_control_rows_appear_when_their_runs_exist(controls, runs):
 
 def test_comparisons_pair_each_arm_with_its_baseline(controls):
     classifier = read_runs(controls)
-    table = comparisons(classifier.runs, classifier.resamples)
+    pairs = [("augment vs real only", "diffwave r1", REAL_ONLY),
+             ("augment vs real only", "classical r1", REAL_ONLY),
+             ("augment vs classical", "diffwave r1", "classical r1"),
+             ("balance vs real only", "diffwave balance", REAL_ONLY),
+             ("finetune vs scratch", "diffwave f0.1", "scratch f0.1"),
+             ("generator vs generator (TSTR)", "diffwave synthetic only", "timevqvae synthetic only")]
+    every = [f"{arm} vs {baseline}" for _, arm, baseline in pairs]
+    table = comparisons(classifier.runs, classifier.resamples, primary=every)
     f1 = table[table.metric == "macro_f1"]
-    assert list(f1[["comparison", "arm", "baseline"]].itertuples(index=False, name=None)) == [
-        ("augment vs real only", "diffwave r1", REAL_ONLY),
-        ("augment vs real only", "classical r1", REAL_ONLY),
-        ("augment vs classical", "diffwave r1", "classical r1"),
-        ("balance vs real only", "diffwave balance", REAL_ONLY),
-        ("finetune vs scratch", "diffwave f0.1", "scratch f0.1"),
-        ("generator vs generator (TSTR)", "diffwave synthetic only", "timevqvae synthetic only"),
-    ]
-    assert (table.n == 3).all() and (table.p_holm >= table.p).all()
+    assert list(f1[["comparison", "arm", "baseline"]].itertuples(index=False, name=None)) == pairs
+    assert (table.n == 3).all() and (table.p_holm >= table.p).all() and (table.family == "primary").all()
+    assert (table.test == "seeds and test records").all()
     assert (table.low <= table.mean_difference).all() and (table.mean_difference <= table.high).all()
     # Holm runs within a metric: its family has 6 members here.
     assert table.loc[table.p.idxmin(), "p_holm"] == pytest.approx(min(1, 6 * table.p.min()))
+
+
+def test_only_the_primary_family_is_holm_corrected_the_rest_is_exploratory(controls):
+    classifier = read_runs(controls)
+    primary = ["diffwave r1 vs real only", "diffwave f0.1 vs scratch f0.1", "diffwave r2 vs real only"]
+    table = comparisons(classifier.runs, classifier.resamples, primary=primary)
+    chosen = table[table.family == "primary"]
+    assert set(chosen.arm + " vs " + chosen.baseline) == set(primary[:2])  # r2 was never run
+    for _, family in chosen.groupby("metric"):  # Holm over the two primary comparisons of each metric
+        assert family.p_holm.max() == pytest.approx(min(1, max(2 * family.p.min(), family.p.max())))
+    rest = table[table.family == "exploratory"]
+    assert len(rest) == len(table) - 4 and rest.p_holm.isna().all()
+    assert all(v.endswith("(exploratory)") for v in rest.verdict) and not chosen.verdict.str.contains("explor").any()
+    # An exploratory verdict reads the unadjusted p; the same comparison in a family reads Holm's.
+    for verdict, p in zip(rest.verdict, rest.p):
+        assert verdict.startswith("no supported") == (p >= 0.05)
+    markdown = comparisons_markdown(table, primary=primary)
+    rows = [line for line in markdown.splitlines() if line.startswith("| ptbxl")]
+    assert all("| primary |" in row for row in rows[:4]) and "| exploratory |" in rows[4]  # primary first
+    assert "Primary comparisons without runs (check the spelling against arm and baseline): diffwave r2 vs real only." in markdown
+    assert "without runs" not in comparisons_markdown(table, primary=primary[:2])
 
 
 def test_a_planted_gain_is_better_a_null_one_is_not_and_one_seed_is_not_tested(tmp_path):
@@ -305,7 +327,10 @@ def test_a_planted_gain_is_better_a_null_one_is_not_and_one_seed_is_not_tested(t
     paths += [run(tmp_path, "ptbxl", "augment", "timevqvae", "r1", s, 0.70 + 0.03 * s + noise[s]) for s in range(3)]
     paths += [run(tmp_path, "chapman", "real", "none", "all", 0, 0.6),
               run(tmp_path, "chapman", "augment", "diffwave", "r1", 0, 0.9)]
-    table = comparisons(collect_runs(paths)).set_index(["dataset", "metric", "arm"])
+    primary = ["diffwave r1 vs real only", "timevqvae r1 vs real only"]
+    table = comparisons(collect_runs(paths), primary=primary).set_index(["dataset", "metric", "arm"])
+    # No stored predictions: the test is the t-test over seeds, and says so.
+    assert (table.test == "seeds only").all() and table.p.equals(table.p_seeds)
     assert table.loc[("ptbxl", "macro_f1", "diffwave r1"), "verdict"] == "better"
     assert table.loc[("ptbxl", "macro_f1", "timevqvae r1"), "verdict"] == "no supported difference"
     one_seed = table.loc[("chapman", "macro_f1", "diffwave r1")]

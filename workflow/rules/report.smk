@@ -64,6 +64,8 @@ rule summarise_tables:
         "results/benchmarks/tables.tsv"
     conda:
         "../../envs/report.yaml"
+    params:
+        primary=config["experiments"]["primary_comparisons"],
     script:
         "../scripts/summarise_tables.py"
 

@@ -7,6 +7,7 @@ from synthecg.logs import logged_job
 
 with logged_job(snakemake.log[0]) as log:
     outputs = {name: Path(path) for name, path in snakemake.output.items()}
-    summaries = write_tables(snakemake.input.classifier, snakemake.input.fidelity, outputs, snakemake.input.quality)
+    summaries = write_tables(snakemake.input.classifier, snakemake.input.fidelity, outputs, snakemake.input.quality,
+                             primary=snakemake.params.primary)
     for name, summary in summaries.items():
         log.info("%s: %d cells", name, len(summary))

@@ -8,7 +8,9 @@ Classifier cells also carry a 95 % bootstrap interval of macro-F1 and macro-AURO
 from the runs' stored test predictions on resamples shared by every run of a dataset
 (synthecg.evaluation.statistics): with one seed it is that run's interval, with several the
 interval of the seed mean, the test records resampled jointly across seeds. The comparisons
-table tests paired differences over seeds (paired t-test, Holm-corrected per metric).
+table tests paired differences over seeds and test records (statistics.paired_test); comparisons
+named in the pre-registered family (experiments.primary_comparisons) are Holm-corrected over that
+family per metric, every other one is exploratory, with its unadjusted p.
 
 Runs on the merged set are also scored on each source's part of its test split (`by_source`):
 the merged-vs-single table sets those scores beside the single-dataset runs of the same cell,
@@ -20,7 +22,7 @@ floor (what real records score against real records) and the side that is better
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from synthecg.evaluation.statistics import (
     N_RESAMPLES,
     SharedResamples,
     holm,
-    paired_t_test,
+    paired_test,
     verdict,
 )
 from synthecg.io import write_csv_atomically, write_text_atomically
@@ -360,17 +362,29 @@ def merged_grid(runs: pd.DataFrame, parts: pd.DataFrame) -> list[tuple[str, str,
             if (dataset, *cell) in single and tuple(cell) not in (SHUFFLED_RUN, MAJORITY_RUN)]
 
 
-def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None) -> pd.DataFrame:
+def comparisons(runs: pd.DataFrame, resamples: SharedResamples | None = None,
+                primary: Sequence[str] = ()) -> pd.DataFrame:
     """Arm minus baseline per comparison and macro metric, paired by seed: n pairs, mean and std of
     the differences, the bootstrap interval of the mean difference (test records resampled jointly),
-    the paired t-test's p, Holm's adjusted p across every comparison of the metric, and a verdict."""
-    return paired_differences(runs, runs, comparison_grid(runs), resamples)
+    the paired test's p over seeds and test records (statistics.paired_test; p_seeds: the t-test over
+    seeds alone), and a verdict. `primary`: the pre-registered family, as '<arm> vs <baseline>' the
+    way the table names them (e.g. 'diffwave r0.5 vs real only'), on every dataset; Holm's adjusted
+    p runs over its comparisons of each metric and the verdict follows it. Every other comparison is
+    exploratory (family column): no p_holm, its verdict read from the unadjusted p and labelled so."""
+    return paired_differences(runs, runs, comparison_grid(runs), resamples, primary)
 
 
-def paired_differences(arm_runs: pd.DataFrame, baseline_runs: pd.DataFrame, grid, resamples=None) -> pd.DataFrame:
+def pair_name(arm: str, baseline: str) -> str:
+    """How experiments.primary_comparisons names a comparison: 'diffwave r0.5 vs real only'."""
+    return f"{arm} vs {baseline}"
+
+
+def paired_differences(arm_runs: pd.DataFrame, baseline_runs: pd.DataFrame, grid, resamples=None,
+                       primary: Sequence[str] | None = None) -> pd.DataFrame:
     """`comparisons` over a given grid of (dataset, comparison, arm cell, baseline cell), the arm
     cells looked up in `arm_runs` (for merged vs single: the merged model's parts) and the baseline
-    cells in `baseline_runs`; Holm runs over the grid's comparisons of each metric."""
+    cells in `baseline_runs`. With `primary` None the whole grid is one Holm family per metric (the
+    merged-vs-single table); otherwise only the comparisons it names are (comparisons)."""
     index = ["dataset", "experiment", "generator", "setting", "metric", "seed"]
     arms, cells = (frame.set_index(index).sort_index() for frame in (arm_runs, baseline_runs))
     rows = []
@@ -379,18 +393,31 @@ def paired_differences(arm_runs: pd.DataFrame, baseline_runs: pd.DataFrame, grid
             pairs = pd.concat([frame.loc[(dataset, *side, metric), ["value", "run"]]
                                for frame, side in ((arms, arm), (cells, baseline))],
                               axis=1, join="inner", keys=["arm", "baseline"]).dropna()
-            test = paired_t_test(pairs["arm", "value"], pairs["baseline", "value"])
-            interval = (resamples.difference_interval(metric, list(pairs["arm", "run"]), list(pairs["baseline", "run"]))
+            arm_keys, baseline_keys = list(pairs["arm", "run"]), list(pairs["baseline", "run"])
+            resampled = ((resamples.resampled(metric, arm_keys), resamples.resampled(metric, baseline_keys))
+                         if resamples is not None else (None, None))
+            if any(side is None for side in resampled):
+                resampled = (None, None)  # a run without stored predictions: the test over seeds alone
+            test = paired_test(pairs["arm", "value"], pairs["baseline", "value"], *resampled)
+            interval = (resamples.difference_interval(metric, arm_keys, baseline_keys)
                         if resamples is not None else None) or [np.nan, np.nan]
             rows.append({"dataset": dataset, "metric": metric, "comparison": comparison, "arm": _label(*arm),
                          "baseline": _label(*baseline), "generator": arm[1], "level": _level(arm[2]), **test,
                          "low": interval[0], "high": interval[1]})
     table = pd.DataFrame(rows, columns=["dataset", "metric", "comparison", "arm", "baseline", "generator", "level", "n",
-                                        "mean_difference", "std_difference", "low", "high", "p"])
+                                        "mean_difference", "std_difference", "low", "high", "se", "df", "p",
+                                        "p_seeds", "test"])
+    if primary is None:
+        in_family = np.ones(len(table), bool)
+    else:
+        in_family = np.array([pair_name(a, b) in set(primary) for a, b in zip(table["arm"], table["baseline"])], bool)
+    table.insert(2, "family", np.where(in_family, "primary", "exploratory"))
     table["p_holm"] = np.nan
-    for metric, family in table.groupby("metric").groups.items():
-        table.loc[family, "p_holm"] = holm(table.loc[family, "p"])
-    table["verdict"] = [verdict(d, n, p) for d, n, p in zip(table["mean_difference"], table["n"], table["p_holm"])]
+    for metric, rows_of_metric in table[in_family].groupby("metric").groups.items():
+        table.loc[rows_of_metric, "p_holm"] = holm(table.loc[rows_of_metric, "p"])
+    table["verdict"] = [verdict(d, n, p_holm if kept else p, SIGNIFICANCE, exploratory=not kept)
+                        for d, n, p, p_holm, kept in zip(table["mean_difference"], table["n"], table["p"],
+                                                         table["p_holm"], in_family)]
     return table
 
 
@@ -416,7 +443,8 @@ def merged_summary(runs: pd.DataFrame, parts: pd.DataFrame, resamples: SharedRes
                          _e=table["experiment"].map(lambda e: order.index(e) if e in order else len(order)),
                          _l=table["setting"].map(_level))
     table = table.sort_values(["_d", "_m", "_e", "generator", "_l"]).drop(columns=["_d", "_m", "_e", "_l"])
-    shown = ["n", "mean_difference", "std_difference", "low", "high", "p", "p_holm", "verdict"]
+    shown = ["n", "mean_difference", "std_difference", "low", "high", "se", "df", "p", "p_seeds", "test", "p_holm",
+             "verdict"]
     return table.reset_index(drop=True).merge(compared[["dataset", "metric", "arm", *shown]].rename(columns={"low": "low_difference",
                                                                                       "high": "high_difference"}),
                        on=["dataset", "metric", "arm"], how="left")
@@ -447,7 +475,7 @@ def merged_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_
     note = ("Both models are scored on the same records: the test split of the dataset named on the left, which "
             "is that dataset's part of the merged set's test split. Cells: mean ± std over seeds [95 % bootstrap "
             "interval over test records] n, each over its own seeds; the difference is over the seeds both "
-            "have, paired. p: paired t-test over seeds; "
+            "have, paired. p: paired test over seeds and test records (as in the comparisons table); "
             "p_holm: Holm-adjusted across this table's comparisons of the metric (a family of its own, apart from "
             "the comparisons table). Only a Holm-adjusted p < 0.05 counts as a difference. A cell's settings "
             "mean the same on both sides, not the same amount of data: fine-tuning and scratch at fraction f "
@@ -626,17 +654,31 @@ def per_class_markdown(wide: pd.DataFrame, digits: int = 2, note: str = SEED_VAR
                        detail=True, note=note)
 
 
-def comparisons_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE) -> str:
+def comparisons_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE,
+                         primary: Sequence[str] = ()) -> str:
+    """The comparisons, primary family first; the note says what p is and which primary
+    comparisons have no runs (a name that matches no comparison is likely misspelt)."""
+    found = {pair_name(a, b) for a, b in zip(table["arm"], table["baseline"])}
+    missing = [name for name in primary if name not in found]
+    unmatched = (f" Primary comparisons without runs (check the spelling against arm and baseline): "
+                 f"{'; '.join(missing)}." if missing else "")
     if table.empty:
-        return "no comparison: the runs hold no arm with its baseline\n"
+        nothing = "no comparison: the runs hold no arm with its baseline\n"
+        return nothing + (f"\n{unmatched.strip()}\n" if missing else "")
+    table = table.sort_values("family", key=lambda family: family != "primary", kind="stable")
     shown = table.assign(
         difference=[format_cell(m, s, n, lo, hi, digits) for m, s, n, lo, hi in
                     zip(table["mean_difference"], table["std_difference"], table["n"], table["low"], table["high"])],
         p=[_format_p(p) for p in table["p"]], p_holm=[_format_p(p) for p in table["p_holm"]],
-    )[["dataset", "metric", "comparison", "arm", "baseline", "difference", "p", "p_holm", "verdict"]]
+    )[["dataset", "metric", "family", "comparison", "arm", "baseline", "difference", "p", "p_holm", "verdict"]]
     note = ("difference: arm minus baseline, mean ± std over paired seeds [95 % bootstrap interval of the mean "
-            "difference over test records] n=pairs; p: paired t-test over seeds; p_holm: Holm-adjusted across "
-            "every comparison of the metric. Only a Holm-adjusted p < 0.05 counts as a difference. " + seed_note)
+            "difference over test records] n=pairs. p: two-sided paired test over seeds and test records (its "
+            "variance: the seeds' spread of the differences plus the test records' part that all seeds share, "
+            "from the shared resamples; Student's t with Welch-Satterthwaite degrees of freedom; the t-test over "
+            "seeds alone where a run has no stored predictions, column test of the CSV). family: primary, the "
+            "comparisons the config named before any run (experiments.primary_comparisons), p_holm Holm-adjusted "
+            "over them per metric; exploratory, every other one, read from its unadjusted p and labelled so. "
+            f"A verdict is a difference where that p < {SIGNIFICANCE}." + unmatched + " " + seed_note)
     return plain_markdown(shown) + f"\n{note}\n"
 
 
@@ -685,7 +727,7 @@ def plain_markdown(table: pd.DataFrame, digits: int = 2) -> str:
 
 
 def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[Path], out: dict[str, Path],
-                 quality_reports: Iterable[Path] = ()) -> dict:
+                 quality_reports: Iterable[Path] = (), primary: Sequence[str] = ()) -> dict:
     """Every table, each as CSV (mean/std/n columns, low/high for intervals) and Markdown; `out` maps
     e.g. 'transfer_md' to a path.
 
@@ -720,9 +762,9 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
     per_class = per_class_summary(classifier.per_class)
     write_csv_atomically(per_class, out["per_class_csv"])
     write_text_atomically(per_class_markdown(per_class, note=seed_note), out["per_class_md"])
-    compared = comparisons(runs, resamples)
+    compared = comparisons(runs, resamples, primary)
     write_csv_atomically(compared, out["comparisons_csv"])
-    write_text_atomically(comparisons_markdown(compared, seed_note=seed_note), out["comparisons_md"])
+    write_text_atomically(comparisons_markdown(compared, seed_note=seed_note, primary=primary), out["comparisons_md"])
     merged = merged_summary(runs, classifier.merged_parts, resamples)
     write_csv_atomically(merged, out["merged_vs_single_csv"])
     write_text_atomically(merged_markdown(merged, seed_note=seed_note, unverified=classifier.unverified_merged),
