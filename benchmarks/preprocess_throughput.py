@@ -45,10 +45,10 @@ def main():
     class_map = ClassMap.from_config(config["classes"])
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        catalogue, manifest = download_dataset(
+        catalogue, manifest, location = download_dataset(
             args.dataset, args.physionet, scratch, class_map, None, 100, 0, config["split_fractions"]
         )
-        root = Path(manifest["root"])
+        root = Path(location["root"])
         usable = catalogue[catalogue["selected"] & (catalogue["download_error"] == "")]
         paths = [str(root / p) for p in usable["record_path"]]
         n = len(paths)
