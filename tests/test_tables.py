@@ -21,6 +21,7 @@ from synthecg.evaluation.tables import (
     collect_runs,
     comparisons,
     comparisons_markdown,
+    curation_shortfalls,
     merged_markdown,
     merged_summary,
     fidelity_markdown,
@@ -452,3 +453,30 @@ def test_the_plots_draw_the_tables_intervals_with_and_without_controls(controls,
         assert (tmp_path / f"{name}_transfer.png").stat().st_size > 0 and (tmp_path / f"{name}_gain.png").exists()
     plots.augmentation_gains(compared.iloc[:0], tmp_path / "empty_gain.png")  # no runs: a note, not a crash
     assert (tmp_path / "empty_gain.png").exists()
+
+
+def test_curated_arms_are_compared_with_their_uncurated_set_and_shortfalls_are_named(tmp_path):
+    """A generator's curated set ('diffwave-curated') is paired with the same cell of its uncurated set,
+    and a curated run that trained on fewer records of a class (too few fitted) is named under the table."""
+    y = np.repeat([0, 1, 2], [120, 40, 40])
+    cells = [("real", "none", "all", 2.0), ("augment", "diffwave", "r1", 2.0), ("augment", "diffwave-curated", "r1", 3.0),
+             ("synthetic", "diffwave", "all", 1.0), ("synthetic", "diffwave-curated", "all", 1.5),
+             ("synthetic", "timevqvae", "all", 0.8)]
+    paths = [predicted_run(tmp_path, "ptbxl", *cell[:3], seed, cell[3], y) for cell in cells for seed in range(3)]
+    for path in paths:  # what each run trained on: the curated augment arm is 30 SB records short
+        metrics = json.loads(path.read_text())
+        curated_augment = "augment/diffwave-curated" in path.as_posix()
+        metrics["train_records_per_class"] = {"SR": 200, "AFIB": 60, "SB": 30 if curated_augment else 60}
+        path.write_text(json.dumps(metrics))
+    classifier = read_runs(paths)
+    table = comparisons(classifier.runs, classifier.resamples)
+    f1 = table[table.metric == "macro_f1"]
+    curated = f1[f1.comparison == "curated vs uncurated"]
+    assert list(zip(curated.arm, curated.baseline)) == [("diffwave-curated r1", "diffwave r1"),
+                                                        ("diffwave-curated synthetic only", "diffwave synthetic only")]
+    assert curated.iloc[0]["mean_difference"] > 0  # the planted gain of the curated augment arm
+    tstr = f1[f1.comparison == "generator vs generator (TSTR)"]
+    assert list(zip(tstr.arm, tstr.baseline)) == [("diffwave synthetic only", "timevqvae synthetic only")]
+    shortfalls = curation_shortfalls(classifier.train_counts)
+    assert shortfalls == [f"ptbxl/augment/diffwave-curated/r1/seed{s}: SB 30 fewer" for s in range(3)]
+    assert "ptbxl/augment/diffwave-curated/r1/seed0: SB 30 fewer" in comparisons_markdown(table, shortfalls=shortfalls)

@@ -69,7 +69,9 @@ CLASSICAL = "classical"  # augment's generator-free control: jitter, scaling, sh
 SHUFFLED = "shuffled labels"  # the real training split with permuted labels: what learning nothing scores
 MAJORITY = "majority class"  # every test record predicted as the largest training class
 COMPARISONS = ["real only vs shuffled labels", "real only vs majority class", "augment vs real only",
-               "augment vs classical", "balance vs real only", "finetune vs scratch", "generator vs generator (TSTR)"]
+               "augment vs classical", "balance vs real only", "finetune vs scratch", "curated vs uncurated",
+               "generator vs generator (TSTR)"]
+CURATED = "-curated"  # a generator's curated set: its records whose rhythm fits their class (experiments.curated)
 REAL_RUN = ("real", "none", "all")
 SHUFFLED_RUN = ("shuffled", "none", "all")
 MAJORITY_RUN = ("majority", "none", "all")
@@ -118,10 +120,12 @@ class ClassifierRuns:
     # Merged-set runs left out of merged_parts: their parts' records cannot be shown to be the
     # single runs' (scored before test records were recorded); path -> why.
     unverified_merged: dict[str, str] | None = None
+    # run -> training records per class it was trained on (curated arms that fell short show here)
+    train_counts: dict[str, dict[str, int]] | None = None
 
 
 def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
-    rows, per_class, resamples, replicates = [], [], SharedResamples(), set()
+    rows, per_class, resamples, replicates, train_counts = [], [], SharedResamples(), set(), {}
     merged, digests = [], {}  # merged runs, read after the rest; dataset -> test_records_sha256 of its runs
     for path in paths:
         match = _RUN.search(Path(path).as_posix())
@@ -132,6 +136,8 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
         metrics = read_json(path)
         if metrics.get("generator_replicate") is not None:
             replicates.add(metrics["generator_replicate"])
+        if metrics.get("train_records_per_class") is not None:
+            train_counts[run] = metrics["train_records_per_class"]
         for metric in CLASSIFIER_METRICS:
             value = metrics.get(metric)
             rows.append({**keys, "run": run, "metric": metric, "value": np.nan if value is None else float(value)})
@@ -160,7 +166,23 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
     per_class = pd.DataFrame(per_class, columns=["dataset", "experiment", "generator", "setting", "seed", "class",
                                                  "measure", "value"])
     return ClassifierRuns(_run_frame(rows), per_class, resamples, max(1, len(replicates)),
-                          _run_frame(parts, ["trained_on"]), unverified)
+                          _run_frame(parts, ["trained_on"]), unverified, train_counts)
+
+
+def curation_shortfalls(train_counts: dict[str, dict[str, int]]) -> list[str]:
+    """Per curated run: the classes it trained on fewer records of than the same cell and seed
+    with the generator's uncurated set, because too few synthetic records fitted their class (a
+    curated set is never topped up): 'ptbxl/augment/diffwave-curated/r1/seed0: SB 12 fewer'."""
+    notes = []
+    for run, counts in sorted(train_counts.items()):
+        dataset, experiment, generator, *rest = run.split("/")
+        if not generator.endswith(CURATED):
+            continue
+        uncurated = train_counts.get("/".join([dataset, experiment, generator.removesuffix(CURATED), *rest]))
+        short = {name: uncurated[name] - n for name, n in counts.items() if uncurated and uncurated.get(name, 0) > n}
+        if short:
+            notes.append(f"{run}: " + ", ".join(f"{name} {gap} fewer" for name, gap in short.items()))
+    return notes
 
 
 def _unverified_part(path: Path, metrics: dict, digests: dict[str, set]) -> str | None:
@@ -346,7 +368,11 @@ def comparison_grid(runs: pd.DataFrame) -> list[tuple[str, str, tuple, tuple]]:
                 found.append(("balance vs real only", cell, REAL_RUN))
             if experiment == "finetune" and ("scratch", "none", setting) in present:
                 found.append(("finetune vs scratch", cell, ("scratch", "none", setting)))
-        tstr = [cell for cell in cells if cell[0] == "synthetic"]
+            uncurated = (experiment, generator.removesuffix(CURATED), setting)
+            if generator.endswith(CURATED) and uncurated in present:
+                found.append(("curated vs uncurated", cell, uncurated))
+        # A curated set is compared with its own uncurated set above, not with every other generator.
+        tstr = [cell for cell in cells if cell[0] == "synthetic" and not cell[1].endswith(CURATED)]
         found += [("generator vs generator (TSTR)", a, b) for i, a in enumerate(tstr) for b in tstr[i + 1:]]
         found.sort(key=lambda row: COMPARISONS.index(row[0]))  # stable: cells keep their order within a kind
         grid += [(dataset, *row) for row in found]
@@ -655,9 +681,10 @@ def per_class_markdown(wide: pd.DataFrame, digits: int = 2, note: str = SEED_VAR
 
 
 def comparisons_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = SEED_VARIANCE,
-                         primary: Sequence[str] = ()) -> str:
-    """The comparisons, primary family first; the note says what p is and which primary
-    comparisons have no runs (a name that matches no comparison is likely misspelt)."""
+                         primary: Sequence[str] = (), shortfalls: Sequence[str] = ()) -> str:
+    """The comparisons, primary family first; the note says what p is, which primary comparisons
+    have no runs (a name that matches no comparison is likely misspelt) and which curated runs
+    trained on fewer records than their uncurated pair (`curation_shortfalls`)."""
     found = {pair_name(a, b) for a, b in zip(table["arm"], table["baseline"])}
     missing = [name for name in primary if name not in found]
     unmatched = (f" Primary comparisons without runs (check the spelling against arm and baseline): "
@@ -679,6 +706,9 @@ def comparisons_markdown(table: pd.DataFrame, digits: int = 3, seed_note: str = 
             "comparisons the config named before any run (experiments.primary_comparisons), p_holm Holm-adjusted "
             "over them per metric; exploratory, every other one, read from its unadjusted p and labelled so. "
             f"A verdict is a difference where that p < {SIGNIFICANCE}." + unmatched + " " + seed_note)
+    if shortfalls:
+        note += ("\n\nCurated sets short of records that fit their class (these runs trained on fewer synthetic "
+                 "records than their uncurated pair; nothing was topped up): " + "; ".join(shortfalls) + ".")
     return plain_markdown(shown) + f"\n{note}\n"
 
 
@@ -764,7 +794,9 @@ def write_tables(classifier_metrics: Iterable[Path], fidelity_reports: Iterable[
     write_text_atomically(per_class_markdown(per_class, note=seed_note), out["per_class_md"])
     compared = comparisons(runs, resamples, primary)
     write_csv_atomically(compared, out["comparisons_csv"])
-    write_text_atomically(comparisons_markdown(compared, seed_note=seed_note, primary=primary), out["comparisons_md"])
+    write_text_atomically(comparisons_markdown(compared, seed_note=seed_note, primary=primary,
+                                               shortfalls=curation_shortfalls(classifier.train_counts or {})),
+                          out["comparisons_md"])
     merged = merged_summary(runs, classifier.merged_parts, resamples)
     write_csv_atomically(merged, out["merged_vs_single_csv"])
     write_text_atomically(merged_markdown(merged, seed_note=seed_note, unverified=classifier.unverified_merged),
