@@ -125,3 +125,20 @@ def test_every_cell_of_the_grid_gets_metrics_and_only_changed_cells_rerun(mirror
     assert planned_jobs(tmp_path) == {"classifier_balance": 3, "classifiers": 1}
     configure(tmp_path, mirror, experiments={**EXPERIMENTS, "arms": ["real", "synthetic", "finetune"]})
     assert planned_jobs(tmp_path) == {}  # fewer arms: nothing to run, nothing lost
+
+
+def test_curated_sets_add_their_arms_and_one_curated_sampling_job_per_generator_and_source(mirror, tmp_path):
+    """experiments.curated: every synthetic arm runs a second time on '{generator}-curated' (one
+    sample_curated job per source and replicate; the merged set takes both sources' curated sets),
+    and the uncurated jobs and controls stay as they are."""
+    configure(tmp_path, mirror)
+    plain = planned_jobs(tmp_path)
+    configure(tmp_path, mirror, experiments={**EXPERIMENTS, "curated": True})
+    curated = planned_jobs(tmp_path)
+    doubled = cells([0], [0.5, 2], [0, 1.0], generators=2)
+    for rule in ("classifier_augment", "classifier_balance", "classifier_synthetic", "classifier_finetune"):
+        assert curated[rule] == doubled[rule] == 2 * plain[rule], rule
+    for rule in ("classifier_real", "classifier_shuffled", "classifier_classical", "classifier_scratch",
+                 "sample_synthetic", "train_generator"):
+        assert curated[rule] == plain[rule], rule
+    assert curated["sample_curated"] == 2 and "sample_curated" not in plain  # ptbxl and chapman, replicate 0
