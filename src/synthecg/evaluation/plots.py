@@ -81,8 +81,9 @@ def augmentation_gains(comparisons: pd.DataFrame, path: Path, metric: str = METR
     """Augmented (or balanced) minus real-only score, averaged over seeds, per ratio and generator.
 
     Whiskers: bootstrap interval of that mean difference over test records; a star marks a
-    difference the paired test over seeds supports after Holm's correction. `comparisons`: the
-    comparisons table (`comparisons.csv`)."""
+    primary comparison (experiments.primary_comparisons) that the paired test over seeds and test
+    records supports after Holm's correction over that family; exploratory ones get none.
+    `comparisons`: the comparisons table (`comparisons.csv`)."""
     gains = comparisons[comparisons.comparison.isin(["augment vs real only", "balance vs real only"])
                         & (comparisons.metric == metric)].copy()
     if gains.empty:
