@@ -56,6 +56,14 @@ GENERATOR_GPU_SLOTS = GENERATOR_GPU * config["gpu_slots"]["generators"]
 CLASSIFIER_GPU_SLOTS = CLASSIFIER_GPU * config["gpu_slots"]["classifiers"]
 
 
+def preprocess_mem_mb(wildcards, threads):
+    """Memory of one preprocessing job in MB: the process writing the HDF5 file, and one reader
+    process per thread. At the releases' full size with 2 threads its peak was 790 MB (Chapman,
+    RSS summed over the processes, as Snakemake measures it; docs/scale.md); this is twice that.
+    """
+    return 1000 + 300 * threads
+
+
 wildcard_constraints:
     source="|".join(SOURCE_DATASETS),
     dataset="|".join(DATASETS),

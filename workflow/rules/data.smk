@@ -17,6 +17,12 @@ rule download_dataset:
     retries: config["download"]["job_retries"]
     conda:
         "../../envs/data.yaml"
+    # Peak 350 MB for Chapman's 45,152 records (docs/scale.md). From a mirror on the same machine
+    # the download took 8 min; from physionet.org, one request a file, it may take hours (runtime
+    # is in minutes).
+    resources:
+        mem_mb=1000,
+        runtime=480,
     params:
         cache=PHYSIONET_CACHE,
         classes=config["classes"],
@@ -49,6 +55,9 @@ rule preprocess_dataset:
     conda:
         "../../envs/data.yaml"
     threads: config["preprocess"]["threads"]
+    resources:
+        mem_mb=preprocess_mem_mb,
+        runtime=60,  # minutes; 4.3 min for Chapman's 45,152 records on 2 threads
     params:
         classes=config["classes"],
         sampling_rate=config["sampling_rate"],
@@ -70,5 +79,8 @@ rule merge_datasets:
         "results/benchmarks/preprocess/merged.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,  # peak 280 MB for the 64,953 records of both releases, copied 1,024 at a time
+        runtime=30,  # minutes; 1.3 min at full size
     script:
         "../scripts/merge.py"
