@@ -65,6 +65,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from synthecg.data.physionet import sha256_of as sha256_file  # noqa: E402  (the download's own checksum)
+
 PTBXL = "ptb-xl/1.0.3"
 ARRHYTHMIA = "ecg-arrhythmia/1.0.0"
 CHECKSUMS = "SHA256SUMS.txt"
@@ -167,14 +171,6 @@ class MirrorWriter:
         self.tally.files["listings"] += 1
         self.tally.apparent_bytes["listings"] += size
         self.tally.new_bytes["listings"] += size
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def renamed_header(text: str, new_name: str, dx: list[str] | None = None) -> str:
