@@ -141,10 +141,32 @@ def test_rehearsal_merges_the_preset_key_by_key_and_reads_each_jobs_resources():
     base = {"download": {"workers": 8, "retries": 4}, "seed": 0}
     assert rehearsal.merge(base, {"download": {"workers": 2}}) == {"download": {"workers": 2, "retries": 4}, "seed": 0}
     log = (
-        "localrule download_dataset:\n    wildcards: source=ptbxl\n    resources: tmpdir=/tmp\n"
-        "rule preprocess_dataset:\n    wildcards: source=chapman\n    resources: mem_mb=4000, tmpdir=/tmp\n"
+        "localrule download_dataset:\n    output: results/physionet/ptbxl/records.csv\n"
+        "    benchmark: results/benchmarks/download/ptbxl.tsv\n    wildcards: source=ptbxl\n"
+        "    resources: tmpdir=/tmp\n"
+        "rule preprocess_dataset:\n    output: results/data/chapman.h5, results/data/chapman/qc.csv\n"
+        "    benchmark: results/benchmarks/preprocess/chapman.tsv\n    wildcards: source=chapman\n"
+        "    threads: 2\n    resources: tmpdir=/tmp, runtime=60, mem_mb=1600, mem=1.6 GB, mem_mib=1526\n"
     )
-    assert rehearsal.given_resources(log) == {
-        ("download_dataset", "source=ptbxl"): "tmpdir=/tmp",
-        ("preprocess_dataset", "source=chapman"): "mem_mb=4000, tmpdir=/tmp",
+    assert rehearsal.announced_jobs(log) == {
+        "results/benchmarks/download/ptbxl.tsv": {
+            "rule": "download_dataset", "wildcards": "source=ptbxl", "threads": 1, "mem_mb": None,
+            "outputs": ["results/physionet/ptbxl/records.csv"],
+        },
+        "results/benchmarks/preprocess/chapman.tsv": {
+            "rule": "preprocess_dataset", "wildcards": "source=chapman", "threads": 2, "mem_mb": 1600,
+            "outputs": ["results/data/chapman.h5", "results/data/chapman/qc.csv"],
+        },
     }
+
+
+def test_rehearsal_flags_the_goals_a_job_breaks():
+    spec = importlib.util.spec_from_file_location("scale_rehearsal", REPO / "benchmarks" / "scale_rehearsal.py")
+    rehearsal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rehearsal)
+    assert rehearsal.flags("preprocess_dataset", wall_s=259, max_rss_mb=786, mem_mb=1600) == "ok"
+    assert rehearsal.flags("download_dataset", wall_s=462, max_rss_mb=349, mem_mb=None) == "no mem_mb"
+    assert rehearsal.flags("real_rhythm", wall_s=1200, max_rss_mb=13_000, mem_mb=8000) == (
+        "RSS > mem_mb; RSS > 12 GB; wall > 15 min"
+    )
+    assert rehearsal.flags("train_generator", wall_s=100_000, max_rss_mb=900, mem_mb=32000) == "ok"
