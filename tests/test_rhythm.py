@@ -112,6 +112,8 @@ def test_a_dataset_rhythm_table_round_trips_through_csv_split_by_split(tmp_path)
         writer.finish({"classes": ["SB"], "leads": LEADS, "fs": 100, "seconds": 10, "units": "mV",
                        "norm_mean": stats.mean, "norm_std": stats.std, "norm_count": stats.count})
     split_rhythms(tmp_path / "d.h5").to_csv(tmp_path / "r.csv", index=False)
+    # Read a record a block, in two worker processes: the same table, in the same order.
+    pd.testing.assert_frame_equal(split_rhythms(tmp_path / "d.h5", processes=2, block=1), split_rhythms(tmp_path / "d.h5"))
     table = pd.read_csv(tmp_path / "r.csv")
     train = read_split_rhythm(table, "train", 2, "r.csv")
     assert train.detected.tolist() == [True, False] and train.heart_rate_bpm[0] == pytest.approx(50, rel=0.02)

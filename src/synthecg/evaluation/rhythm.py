@@ -207,22 +207,42 @@ def rate_against_floor(real: pd.DataFrame, real_y: np.ndarray, synthetic: pd.Dat
     return report
 
 
-def split_rhythms(real_h5) -> pd.DataFrame:
+def split_rhythms(real_h5, processes: int = 1, block: int = 256) -> pd.DataFrame:
     """The rhythm of every record of a dataset's HDF5, split by split: columns split, row and `COLUMNS`.
 
     Read once per dataset (`results/quality/{dataset}/real_rhythm.csv`) and shared by every
-    generator's quality and closeness reports.
+    generator's quality and closeness reports. Records are read `block` at a time, each block
+    by one of `processes` worker processes straight from the file, so memory stays at a block a
+    process whatever the dataset's size (a whole split held in memory and sent to the workers
+    took 2 GB at the releases' size).
     """
-    from synthecg.data.store import load_split, metadata
+    from synthecg.data.store import metadata
 
     meta = metadata(real_h5)
-    parts = []
-    for split, count in meta["splits"].items():
-        if not count:
-            continue
-        rhythm = analyse_records(load_split(real_h5, split)["x"], meta["fs"], meta["leads"])
-        parts.append(rhythm.assign(split=split, row=np.arange(len(rhythm))))
+    blocks = [
+        (split, start, min(count, start + block))
+        for split, count in meta["splits"].items()
+        for start in range(0, count, block)
+    ]
+    arguments = ([str(real_h5)] * len(blocks), blocks, [meta["fs"]] * len(blocks), [meta["leads"]] * len(blocks))
+    if processes > 1 and len(blocks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(processes, len(blocks))) as pool:
+            parts = list(pool.map(_block_rhythm, *arguments))
+    else:
+        parts = list(map(_block_rhythm, *arguments))
     return pd.concat(parts, ignore_index=True)[["split", "row", *COLUMNS]]
+
+
+def _block_rhythm(real_h5: str, block: tuple[str, int, int], fs: int, leads: Sequence[str]) -> pd.DataFrame:
+    """`analyse_records` over rows start:stop of one split of a dataset's HDF5 (stored in mV)."""
+    from synthecg.data.store import open_store
+
+    split, start, stop = block
+    with open_store(real_h5) as handle:
+        x_mv = handle[split]["x"][start:stop]
+    return analyse_records(x_mv, fs, leads).assign(split=split, row=np.arange(start, stop))
 
 
 def read_split_rhythm(table: pd.DataFrame, split: str, n_records: int, source) -> pd.DataFrame:
