@@ -170,3 +170,19 @@ def test_rehearsal_flags_the_goals_a_job_breaks():
         "RSS > mem_mb; RSS > 12 GB; wall > 15 min"
     )
     assert rehearsal.flags("train_generator", wall_s=100_000, max_rss_mb=900, mem_mb=32000) == "ok"
+
+
+def test_rehearsal_compares_outputs_byte_for_byte_but_for_the_workdir_a_text_file_names(tmp_path):
+    spec = importlib.util.spec_from_file_location("scale_rehearsal", REPO / "benchmarks" / "scale_rehearsal.py")
+    rehearsal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rehearsal)
+    one, two = tmp_path / "uninterrupted", tmp_path / "resumed"
+    for workdir in (one, two):
+        (workdir / "results/data").mkdir(parents=True)
+        (workdir / "results/data/qc.csv").write_text(f"JS00064,flat_lead,{workdir}/results/physionet/files/JS00064\n")
+        (workdir / "results/data/a.h5").write_bytes(b"\x89HDF" + str(workdir).encode())
+    assert rehearsal.same_output(Path("results/data/qc.csv"), one, two)
+    assert not rehearsal.same_output(Path("results/data/a.h5"), one, two)  # binary files: every byte
+    (two / "results/data/qc.csv").write_text(f"JS00065,flat_lead,{two}/results/physionet/files/JS00065\n")
+    assert not rehearsal.same_output(Path("results/data/qc.csv"), one, two)
+    assert not rehearsal.same_output(Path("results/data/missing.csv"), one, two)
