@@ -120,3 +120,31 @@ def test_a_dataset_rhythm_table_round_trips_through_csv_split_by_split(tmp_path)
     assert read_split_rhythm(table, "test", 1, "r.csv").heart_rate_bpm[0] == pytest.approx(130, rel=0.02)
     with pytest.raises(PipelineError, match="r.csv: has 1 rhythm rows for split 'test', the data 2 records"):
         read_split_rhythm(table, "test", 2, "r.csv")
+
+
+def test_the_merged_sets_rhythm_table_is_its_sources_tables_without_reading_a_record_again(tmp_path):
+    from synthecg.data.preprocess import merge_datasets
+    from synthecg.data.store import DatasetWriter, RunningStats, metadata
+    from synthecg.errors import PipelineError
+    from synthecg.evaluation.rhythm import merged_split_rhythms, split_rhythms
+
+    sources = {"a": {"train": [beats(50), np.zeros((12, 1000))], "test": [beats(130)]},
+               "b": {"train": [beats(90, seed=1)], "val": [beats(70, seed=2)], "test": [beats(110, seed=3)]}}
+    for name, records in sources.items():
+        with DatasetWriter(tmp_path / f"{name}.h5", 1000, ("train", "val", "test")) as writer:
+            for split, xs in records.items():
+                for i, x in enumerate(xs):
+                    writer.append(split, x.astype(np.float32), 0, f"{name}{split}{i}", "p", name)
+            stats = RunningStats.of(records["train"][0])
+            per_class = {split: {"SB": len(records.get(split, []))} for split in ("train", "val", "test")}
+            writer.finish({"classes": ["SB"], "leads": LEADS, "fs": 100, "seconds": 10, "units": "mV",
+                           "norm_mean": stats.mean, "norm_std": stats.std, "norm_count": stats.count,
+                           "records_per_class": per_class})
+        split_rhythms(tmp_path / f"{name}.h5").to_csv(tmp_path / f"{name}.csv", index=False)
+    merge_datasets({name: tmp_path / f"{name}.h5" for name in sources}, tmp_path / "merged.h5")
+    tables = {name: pd.read_csv(tmp_path / f"{name}.csv", dtype=str, keep_default_na=False) for name in sources}
+    merged_split_rhythms(tables, metadata(tmp_path / "merged.h5")).to_csv(tmp_path / "merged.csv", index=False)
+    split_rhythms(tmp_path / "merged.h5").to_csv(tmp_path / "read.csv", index=False)
+    assert (tmp_path / "merged.csv").read_text() == (tmp_path / "read.csv").read_text()
+    with pytest.raises(PipelineError, match="have 1 rows for split 'test', the merged set 2 records"):
+        merged_split_rhythms({**tables, "b": tables["b"][tables["b"]["split"] != "test"]}, metadata(tmp_path / "merged.h5"))

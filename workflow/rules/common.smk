@@ -88,6 +88,10 @@ def merge_inputs(wildcards):
     return {source: f"results/data/{source}.h5" for source in SOURCE_DATASETS}
 
 
+def source_rhythms(wildcards):
+    return {source: f"results/quality/{source}/real_rhythm.csv" for source in SOURCE_DATASETS}
+
+
 def generator_files():
     return expand(
         "results/generators/{source}/{generator}/rep{replicate}/model.pt",

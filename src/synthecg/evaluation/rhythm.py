@@ -23,7 +23,7 @@ PTB-XL records 93 % of SR lie under `IRREGULARITY_LIMIT` and 90 % of AFIB above 
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -243,6 +243,28 @@ def _block_rhythm(real_h5: str, block: tuple[str, int, int], fs: int, leads: Seq
     with open_store(real_h5) as handle:
         x_mv = handle[split]["x"][start:stop]
     return analyse_records(x_mv, fs, leads).assign(split=split, row=np.arange(start, stop))
+
+
+def merged_split_rhythms(source_tables: Mapping[str, pd.DataFrame], merged_meta: Mapping) -> pd.DataFrame:
+    """The `split_rhythms` table of a merged set from its sources' tables, without reading a record
+    again: the merged set holds each source's records unchanged, split by split, in the order of
+    its `merged_from` attribute (`merge_datasets`). The tables come as read from their CSV files
+    (read them as strings to write them back unchanged); each split's rows are checked against the
+    merged set's record count."""
+    parts = []
+    for split, count in merged_meta["splits"].items():
+        offset = 0
+        for name in merged_meta["merged_from"]:
+            part = source_tables[name]
+            part = part[part["split"] == split]
+            parts.append(part.assign(row=part["row"].astype(int) + offset))
+            offset += len(part)
+        if offset != count:
+            from synthecg.errors import PipelineError
+
+            raise PipelineError(f"the rhythm tables of {merged_meta['merged_from']} have {offset} rows for split "
+                                f"{split!r}, the merged set {count} records; delete them and rerun")
+    return pd.concat(parts, ignore_index=True)
 
 
 def read_split_rhythm(table: pd.DataFrame, split: str, n_records: int, source) -> pd.DataFrame:
