@@ -1,0 +1,95 @@
+"""The prepared GPU study (benchmarks/gpu_study.py) runs the pipeline from carried data, on the CPU at toy sizes.
+
+A GPU machine has no mirror and no network: the data stage must travel preprocessed and be taken as
+done there, and a short loan must get the primary table at the end of the output. This prepares a
+tiny data stage from the mirror, runs the study's `run --tiny` from it through Snakemake, and checks
+that nothing of the data stage ran and that the primary comparisons come last."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_snakemake, write_config
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import gpu_study  # noqa: E402
+
+SCRIPT = str(REPO / "benchmarks/gpu_study.py")
+
+
+@pytest.mark.integration
+def test_the_study_runs_from_prepared_data_without_the_data_stage_and_prints_the_primary_table_last(mirror, tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    write_config(source, physionet_url=str(mirror), datasets=["ptbxl"],
+                 max_records_per_class=gpu_study.TINY_RECORDS_PER_CLASS)
+    run_snakemake(source, "preprocess")
+    prepared, study = tmp_path / "prepared", tmp_path / "study"
+    subprocess.run([sys.executable, SCRIPT, "prepare", str(prepared), "--results", str(source / "results"),
+                    "--no-wheels"], check=True, capture_output=True, text=True)
+    assert not (prepared / "results/benchmarks").exists()  # only the data stage's outputs travel
+
+    done = subprocess.run([sys.executable, SCRIPT, "run", str(prepared), "--tiny", "--workdir", str(study),
+                           "--cores", "2"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    report = json.loads((study / "gpu_study.json").read_text())
+    assert not set(report["planned_jobs"]) & set(gpu_study.DATA_RULES)
+    assert {"train_generator", "classifier_finetune", "summarise_tables"} <= set(report["rules"])
+    assert not (study / "results/benchmarks/download").exists()
+    assert not (study / "results/benchmarks/preprocess").exists()
+    for table in ("comparisons", "augmentation", "transfer"):
+        assert (study / f"results/tables/{table}.csv").is_file()
+
+    # Last: the primary family's rows of comparisons.md, then the wall time.
+    lines = done.stdout.rstrip().splitlines()
+    assert lines[-1].startswith("Whole command: ") and "tiny grid" in lines[-1]
+    heading = lines.index("## Primary comparisons (results/tables/comparisons.md)")
+    assert heading > lines.index("| rule | jobs | wall s (sum) | longest s | peak RSS MB |")
+    rows = [line for line in lines[heading + 1:-1] if line.startswith("| ptbxl ")]
+    primary = pd.read_csv(study / "results/tables/comparisons.csv").query("family == 'primary'")
+    assert len(rows) == len(primary) > 0
+    assert all(" primary " in row for row in rows)
+
+    # The data stage made to look older than its inputs: the run refuses before running anything.
+    os.utime(study / "results/physionet/ptbxl/manifest.json")
+    again = subprocess.run([sys.executable, SCRIPT, "run", str(prepared), "--tiny", "--workdir", str(study),
+                            "--cores", "2"], capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "would rerun the data stage" in again.stderr
+    assert "preprocess_dataset" in again.stderr
+
+
+def fake_wheel(folder, name, version):
+    """A minimal pure-Python wheel of one module."""
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as wheel:
+        wheel.writestr(f"{name}.py", "ANSWER = 42\n")
+        wheel.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        wheel.writestr(f"{info}/WHEEL",
+                       "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def test_run_installs_only_the_carried_wheels_whose_version_is_missing(tmp_path):
+    import yaml
+
+    wheels = tmp_path / "prepared" / "wheels"
+    wheels.mkdir(parents=True)
+    fake_wheel(wheels, "gpu_study_absent", "0.1")
+    # Present at this version: left alone (this one is not even a zip, so installing it would fail).
+    (wheels / f"PyYAML-{yaml.__version__}-py3-none-any.whl").write_text("not a wheel")
+    site = tmp_path / "site"
+    code = (f"import sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import gpu_study, pathlib; "
+            f"gpu_study.ensure_packages(pathlib.Path({str(tmp_path / 'prepared')!r}), pathlib.Path({str(site)!r})); "
+            "import gpu_study_absent; print(gpu_study_absent.ANSWER)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "42" and "installed 1 wheels" in done.stdout
+    assert (site / "gpu_study_absent.py").is_file() and not list(site.glob("*yaml*"))
