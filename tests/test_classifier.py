@@ -428,3 +428,22 @@ def test_a_merged_run_is_also_scored_on_each_sources_part_of_the_test_split(tmp_
     single = tmp_path / "single.h5"
     write_set(single, splits)
     assert "by_source" not in run_experiment("real", single, tmp_path / "s.json", config=config, seed=0)
+
+
+def test_an_empty_synthetic_set_gives_null_scores_with_the_reason_and_so_does_its_fine_tuning(tmp_path):
+    """A curated set none of whose records fit their class holds no records: its synthetic-only run
+    and the fine-tuning of that run's (untrained) model say so with null scores, and the grid goes on."""
+    write_set(tmp_path / "real.h5", {"train": toy(6), "val": toy(3, 1), "test": toy(3, 2)})
+    empty = (np.zeros((0, 12, T), np.float32), np.zeros(0, int))
+    write_set(tmp_path / "curated.h5", {"synthetic": empty})
+    config = ClassifierConfig(filters=(4, 8, 8), batch_size=8, max_epochs=1, patience=1)
+    synthetic = run_experiment("synthetic", tmp_path / "real.h5", tmp_path / "s.json", config=config, seed=0,
+                               synthetic_h5=[tmp_path / "curated.h5"], out_model=tmp_path / "pre.pt")
+    assert synthetic["macro_f1"] is None and "holds no records" in synthetic["not_trained"]
+    assert json.loads((tmp_path / "s.json").read_text())["macro_auroc"] is None
+    finetuned = run_experiment("finetune", tmp_path / "real.h5", tmp_path / "f.json", config=config, seed=0,
+                               fraction=0.5, pretrained=tmp_path / "pre.pt")
+    assert finetuned["macro_f1"] is None and "was not trained" in finetuned["not_trained"]
+    augmented = run_experiment("augment", tmp_path / "real.h5", tmp_path / "a.json", config=config, seed=0,
+                               synthetic_h5=[tmp_path / "curated.h5"], ratio=1.0)
+    assert sum(augmented["train_records_per_class"].values()) == len(toy(6)[1])  # the real records alone

@@ -138,8 +138,20 @@ def run_experiment(
         if experiment == "finetune":
             saved = load_checkpoint(pretrained, what="the pretrained classifier",
                                     remedy="rerun the synthetic run that makes it")
+            if saved.get("not_trained"):
+                return _untrained_run(out_metrics, experiment, meta, seed, config, test, extra,
+                                      f"its pretrained model ({pretrained}) was not trained: {saved['not_trained']}")
             model.load_state_dict(saved["model"])
             learning_rate, keep_initial = config.finetune_learning_rate, config.finetune_keep_pretrained
+    if len(y) == 0 and experiment == "synthetic":
+        # A curated set none of whose records fit their class: nothing to pretrain on. The run says
+        # so (its scores are null, the tables leave it out) instead of stopping the grid; its model
+        # file is marked, so fine-tuning it says so too rather than fine-tuning random weights.
+        reason = f"the synthetic set ({', '.join(map(str, synthetic_h5))}) holds no records"
+        if out_model is not None:
+            save_checkpoint({"model": model.state_dict(), "config": asdict(config), "classes": classes,
+                             "n_leads": int(train["x"].shape[1]), "not_trained": reason}, out_model)
+        return _untrained_run(out_metrics, experiment, meta, seed, config, test, extra, reason)
     if len(y) == 0 and experiment not in ("finetune", "scratch"):
         raise PipelineError(f"{real_h5}: no training records for the {experiment} experiment")
     if len(y):
@@ -183,6 +195,21 @@ def run_experiment(
     if out_model is not None:
         save_checkpoint({"model": model.state_dict(), "config": asdict(config), "classes": classes,
                          "n_leads": int(train["x"].shape[1])}, out_model)
+    write_json_atomically(metrics, out_metrics)
+    return metrics
+
+
+def _untrained_run(out_metrics: Path, experiment: str, meta: Mapping, seed: int, config: ClassifierConfig,
+                   test: Mapping, extra: Mapping | None, reason: str) -> dict:
+    """metrics.json of a run that had nothing to train on: null scores and why."""
+    log.warning("%s run not trained: %s", experiment, reason)
+    metrics = {key: None for key in ("macro_f1", "macro_auroc", "accuracy", "balanced_accuracy")}
+    metrics.update({
+        "not_trained": reason, "experiment": experiment, "dataset": meta["dataset"], "seed": seed,
+        "test_records_sha256": records_digest(test["record_id"]), "epochs": 0, "best_epoch": 0,
+        "stopped_by": f"not trained: {reason}", "train_records_per_class": {name: 0 for name in meta["classes"]},
+        "classifier": asdict(config), **(extra or {}),
+    })
     write_json_atomically(metrics, out_metrics)
     return metrics
 
