@@ -18,7 +18,8 @@ Three phases, each within its share of `--minutes`:
    in TF32 and with `torch.compile` (default and CUDA-graph modes): records/s, counted TFLOP/s and
    share of the peak.
 2. The recipes, side by side on the one card: every variant of VARIANTS (or `--variants`) trains
-   in its own process at once, as the GPU slots of presets/gpu.yaml let the pipeline's jobs do,
+   in its own process at once (in waves where their measured peak memory would not fit the card
+   together), as the GPU slots of presets/gpu.yaml let the pipeline's jobs do,
    through the pipeline's own `fit_generator`, for as many steps as its measured rate alone
    gives it in its share of the training time (the rate divided by the number of variants: the
    card is shared). Each samples `--per-class` records of every class (and again at each of its
@@ -202,10 +203,34 @@ def worker(args) -> None:
                  sample_seconds=time.perf_counter() - started, changes=json.dumps(changes))
 
 
-def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: float) -> tuple[dict, dict, float]:
-    """Start every variant's worker at once: their plans, their processes (with logs) and the start time."""
+CONTEXT_MB = 600  # what a CUDA process holds beside its tensors (context, cuDNN and cuBLAS workspaces)
+
+
+def memory_estimate(name: str, rows: list[dict], tiny: bool) -> float:
+    """MB one variant's training needs on the card: its largest stage's measured peak alone, plus a context."""
+    generator = VARIANTS[name][0]
+    batch = make_config(generator, variant_config(name, tiny)["generators"][generator]).batch_size
+    peaks = [(alone_rate(rows, generator, stage, batch) or {}).get("peak_memory_mb", 0) for stage in ("main", "vqvae", "prior")]
+    return max(peaks) + CONTEXT_MB
+
+
+def waves(names: list[str], needs: dict[str, float], capacity_mb: float) -> list[list[str]]:
+    """The variants in as few groups as fit the card's memory at once (first fit, largest first),
+    each group keeping the variants' order; a variant larger than the card gets a group of its own."""
+    groups: list[list[str]] = []
+    for name in sorted(names, key=lambda n: -needs[n]):
+        group = next((g for g in groups if sum(needs[n] for n in g) + needs[name] <= capacity_mb), None)
+        if group is None:
+            groups.append([name])
+        else:
+            group.append(name)
+    return [sorted(group, key=names.index) for group in groups]
+
+
+def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: float) -> tuple[dict, dict]:
+    """Start one wave of variants' workers at once, sharing `seconds` of the card: their plans and
+    their processes (with logs)."""
     plans, processes = {}, {}
-    started = time.perf_counter()
     for name in names:
         config = variant_config(name, args.tiny)
         steps = plan_steps(name, config, rows, seconds, len(names), args.tiny)
@@ -217,17 +242,17 @@ def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: flo
              "--per-class", str(args.per_class)],
             stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "OMP_NUM_THREADS": "1", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}), log)
-    if args.device == "cuda":
-        needed = 0
-        for name in names:
-            generator = VARIANTS[name][0]
-            batch = make_config(generator, variant_config(name, args.tiny)["generators"][generator]).batch_size
-            needed += max((alone_rate(rows, generator, stage, batch) or {}).get("peak_memory_mb", 0)
-                          for stage in ("main", "vqvae", "prior"))
-        total = torch.cuda.get_device_properties(0).total_memory / 2**20
-        print(f"{len(names)} trainings at once; their stages' peak memory alone sums to ~{needed:,} MB of "
-              f"{total:,.0f}", flush=True)
-    return plans, processes, started
+    return plans, processes
+
+
+def finish(processes: dict, workdir: Path) -> dict[str, str]:
+    """Wait for a wave's workers; the failed ones' log tails."""
+    failed = {}
+    for name, (process, log) in processes.items():
+        if process.wait():
+            failed[name] = (workdir / f"{name}.log").read_text()[-2000:]
+        log.close()
+    return failed
 
 
 # -- phase 3 -------------------------------------------------------------------------------------
@@ -274,7 +299,7 @@ def tables(report: dict) -> str:
 
     lines = ["## Throughput (phase 1)", "", markdown(report["throughput"], report["peak_tflop_per_s"], report["device"]),
              "", "## Side by side on one card (phase 2)", "",
-             f"{len(report['plans'])} trainings at once, {report['phase2_seconds']:.0f} s wall: "
+             f"{len(report['plans'])} trainings in {len(report['waves'])} wave(s) at once, {report['phase2_seconds']:.0f} s wall: "
              f"{report['aggregate_tflop_per_s']:.1f} TFLOP/s counted over all of them, against "
              f"{report['best_alone_tflop_per_s']:.1f} for the fastest job alone in phase 1 "
              f"({report['aggregate_tflop_per_s'] / max(report['best_alone_tflop_per_s'], 1e-9):.2f}x).", "",
@@ -347,19 +372,27 @@ def main() -> None:
     meta = metadata(args.data)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
-        plans, processes, phase2_started = launch(args, workdir, args.variants, rows, train_seconds)
-        # The real records' rhythms, read on the CPU while the card trains.
+        # As many variants at once as the card's memory holds (their measured peaks alone): one
+        # wave on an H200, likely two on an H100; the training time is split between the waves.
+        needs = {name: memory_estimate(name, rows, args.tiny) for name in args.variants}
+        capacity = (0.9 * torch.cuda.get_device_properties(device).total_memory / 2**20
+                    if device.type == "cuda" else float("inf"))
+        groups = waves(args.variants, needs, capacity)
+        report["waves"] = groups
+        print(f"{len(args.variants)} variants in {len(groups)} wave(s) of the card's {capacity:,.0f} MB (90 %): "
+              + " | ".join(", ".join(f"{n} ~{needs[n]:,.0f} MB" for n in g) for g in groups), flush=True)
         from generator_quality import normalised, real_sets
 
-        _, train, heldout_x, heldout_y = real_sets(args.data)
-        reference = real_reference(heldout_x, heldout_y, meta["fs"], meta["leads"], train["x"], train["y"],
-                                   args.processes)
-        train_norm, heldout_norm = normalised(train["x"], meta), normalised(heldout_x, meta)
-        failed = {}
-        for name, (process, log) in processes.items():
-            if process.wait():
-                failed[name] = (workdir / f"{name}.log").read_text()[-2000:]
-            log.close()
+        phase2_started, plans, failed = time.perf_counter(), {}, {}
+        for index, group in enumerate(groups):
+            wave_plans, processes = launch(args, workdir, group, rows, train_seconds / len(groups))
+            plans |= wave_plans
+            if index == 0:  # the real records' rhythms, read on the CPU while the card trains
+                _, train, heldout_x, heldout_y = real_sets(args.data)
+                reference = real_reference(heldout_x, heldout_y, meta["fs"], meta["leads"], train["x"], train["y"],
+                                           args.processes)
+                train_norm, heldout_norm = normalised(train["x"], meta), normalised(heldout_x, meta)
+            failed |= finish(processes, workdir)
         report["phase2_seconds"] = time.perf_counter() - phase2_started
         total_flops = 0.0
         for name, plan in plans.items():

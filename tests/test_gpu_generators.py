@@ -40,3 +40,13 @@ def test_the_gpu_command_runs_through_and_writes_its_tables_and_samples(mirror, 
             assert handle["x"].dtype == np.float16 and handle["x"].shape[1:] == (12, 1000)
             assert np.bincount(handle["y"][:]).max() <= 3 and handle.attrs["units"] == "mV"
         assert (out / f"{generator}.h5").stat().st_size < 16 * 2**20
+
+
+def test_variants_share_the_card_in_as_few_waves_as_its_memory_allows():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_generators import waves
+
+    needs = {"a": 50, "b": 40, "c": 30, "d": 20}
+    assert waves(list(needs), needs, 200) == [["a", "b", "c", "d"]]  # an H200: all at once
+    assert waves(list(needs), needs, 80) == [["a", "c"], ["b", "d"]]
+    assert waves(["big", "small"], {"big": 100, "small": 10}, 80) == [["big"], ["small"]]
