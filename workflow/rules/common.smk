@@ -89,7 +89,10 @@ def merge_inputs(wildcards):
 
 
 def source_rhythms(wildcards):
-    return {source: f"results/quality/{source}/real_rhythm.csv" for source in SOURCE_DATASETS}
+    return {
+        source: f"results/quality/{source}/real_rhythm.csv"
+        for source in SOURCE_DATASETS
+    }
 
 
 def generator_files():
