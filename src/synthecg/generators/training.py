@@ -126,7 +126,7 @@ def train(
     start_stage, start_step, saved = 0, 0, None
     if checkpoint_path.exists():
         saved = load_checkpoint(checkpoint_path, what=f"the training checkpoint of {name}",
-                                remedy="rerun: training starts afresh", map_location=device)
+                                remedy="rerun: training starts afresh")  # on the CPU: RNG states must stay there
         if saved.get("fingerprint") == fingerprint:
             model.load_state_dict(saved["model"])
             start_stage, start_step = saved["stage_index"], saved["step"]
