@@ -142,3 +142,23 @@ def test_curated_sets_add_their_arms_and_one_curated_sampling_job_per_generator_
                  "sample_synthetic", "train_generator"):
         assert curated[rule] == plain[rule], rule
     assert curated["sample_curated"] == 2 and "sample_curated" not in plain  # ptbxl and chapman, replicate 0
+
+
+def test_a_curated_set_with_no_fitting_record_leaves_null_runs_and_the_tables_are_made(mirror, tmp_path):
+    """Toy generators make no record that beats like its class: every curated set is empty. Its
+    synthetic-only and fine-tuning runs are written with null scores and the reason, the augment runs
+    train on the real records alone, and the tables still get made, naming the shortfalls."""
+    configure(tmp_path, mirror, datasets=["ptbxl"], experiments={**EXPERIMENTS, "curated": True,
+                                                                  "augment_ratios": [0.5], "finetune_fractions": [1.0]},
+              sampling={"per_class": 4, "ratio_to_real": 2.0, "batch_size": 4, "seed": 0, "curate_max_draws": 1})
+    run_snakemake(tmp_path, "tables")
+    results = tmp_path / "results"
+    curation = json.loads((results / "synthetic/ptbxl/diffwave-curated/rep0.json").read_text())["per_class"]
+    assert all(entry["kept"] == 0 and entry["drawn"] >= 1 for entry in curation.values() if entry["wanted"])
+    synthetic = json.loads((results / "classifier/ptbxl/synthetic/diffwave-curated/all/seed0/metrics.json").read_text())
+    finetune = json.loads((results / "classifier/ptbxl/finetune/diffwave-curated/f1.0/seed0/metrics.json").read_text())
+    assert synthetic["macro_f1"] is None and "holds no records" in synthetic["not_trained"]
+    assert finetune["macro_f1"] is None and "was not trained" in finetune["not_trained"]
+    comparisons = (results / "tables/comparisons.md").read_text()
+    assert "curated vs uncurated" in comparisons and "ptbxl/augment/diffwave-curated/r0.5/seed0:" in comparisons
+    assert "ptbxl/finetune/diffwave-curated/f1.0/seed0: not trained, no record fitted" in comparisons

@@ -30,5 +30,9 @@ with logged_job(snakemake.log[0]) as log:
         extra={"generator": wildcards.get("generator", params.get("generator", "none")),
                "generator_replicate": params.get("replicate")},
     )
-    log.info("macro-F1 %.3f, accuracy %.3f on %d test records", metrics.get("macro_f1", float("nan")),
-             metrics.get("accuracy", float("nan")), metrics["n_test"])
+    if metrics.get("not_trained"):
+        log.info("not trained: %s", metrics["not_trained"])
+    else:  # a score is null where undefined (e.g. an empty test split)
+        shown = {key: float("nan") if metrics.get(key) is None else metrics[key] for key in ("macro_f1", "accuracy")}
+        log.info("macro-F1 %.3f, accuracy %.3f on %d test records", shown["macro_f1"], shown["accuracy"],
+                 metrics["n_test"])

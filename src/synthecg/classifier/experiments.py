@@ -205,7 +205,7 @@ def _untrained_run(out_metrics: Path, experiment: str, meta: Mapping, seed: int,
     log.warning("%s run not trained: %s", experiment, reason)
     metrics = {key: None for key in ("macro_f1", "macro_auroc", "accuracy", "balanced_accuracy")}
     metrics.update({
-        "not_trained": reason, "experiment": experiment, "dataset": meta["dataset"], "seed": seed,
+        "not_trained": reason, "n_test": len(test["y"]), "experiment": experiment, "dataset": meta["dataset"], "seed": seed,
         "test_records_sha256": records_digest(test["record_id"]), "epochs": 0, "best_epoch": 0,
         "stopped_by": f"not trained: {reason}", "train_records_per_class": {name: 0 for name in meta["classes"]},
         "classifier": asdict(config), **(extra or {}),

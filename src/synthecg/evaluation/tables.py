@@ -120,8 +120,9 @@ class ClassifierRuns:
     # Merged-set runs left out of merged_parts: their parts' records cannot be shown to be the
     # single runs' (scored before test records were recorded); path -> why.
     unverified_merged: dict[str, str] | None = None
-    # run -> training records per class it was trained on (curated arms that fell short show here)
-    train_counts: dict[str, dict[str, int]] | None = None
+    # run -> training records per class it was trained on (curated arms that fell short show here);
+    # None for a run that had nothing to train on
+    train_counts: dict[str, dict[str, int] | None] | None = None
 
 
 def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
@@ -136,7 +137,9 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
         metrics = read_json(path)
         if metrics.get("generator_replicate") is not None:
             replicates.add(metrics["generator_replicate"])
-        if metrics.get("train_records_per_class") is not None:
+        if metrics.get("not_trained"):
+            train_counts[run] = None  # nothing to train on (an empty curated set): no scores at all
+        elif metrics.get("train_records_per_class") is not None:
             train_counts[run] = metrics["train_records_per_class"]
         for metric in CLASSIFIER_METRICS:
             value = metrics.get(metric)
@@ -169,16 +172,20 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
                           _run_frame(parts, ["trained_on"]), unverified, train_counts)
 
 
-def curation_shortfalls(train_counts: dict[str, dict[str, int]]) -> list[str]:
+def curation_shortfalls(train_counts: dict[str, dict[str, int] | None]) -> list[str]:
     """Per curated run: the classes it trained on fewer records of than the same cell and seed
     with the generator's uncurated set, because too few synthetic records fitted their class (a
-    curated set is never topped up): 'ptbxl/augment/diffwave-curated/r1/seed0: SB 12 fewer'."""
+    curated set is never topped up): 'ptbxl/augment/diffwave-curated/r1/seed0: SB 12 fewer'; or
+    that it was not trained at all (no record of its set fitted)."""
     notes = []
     for run, counts in sorted(train_counts.items()):
         dataset, experiment, generator, *rest = run.split("/")
         if not generator.endswith(CURATED):
             continue
-        uncurated = train_counts.get("/".join([dataset, experiment, generator.removesuffix(CURATED), *rest]))
+        if counts is None:
+            notes.append(f"{run}: not trained, no record fitted")
+            continue
+        uncurated = train_counts.get("/".join([dataset, experiment, generator.removesuffix(CURATED), *rest])) or {}
         short = {name: uncurated[name] - n for name, n in counts.items() if uncurated and uncurated.get(name, 0) > n}
         if short:
             notes.append(f"{run}: " + ", ".join(f"{name} {gap} fewer" for name, gap in short.items()))
