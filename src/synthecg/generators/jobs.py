@@ -90,8 +90,9 @@ def fit_generator(
     model = build(name, config, len(classes), len(generated), train_x.shape[2], meta["fs"])
     fingerprint = params_hash(
         {"generator": name, "config": asdict(config), "seed": seed, "data": meta.get("config_hash"),
-         "kept": kept, "n_train": int(keep.sum()), "leads": generated, "class_balance": class_balance,
-         "augmentation": asdict(augment)}
+         "kept": kept, "n_train": int(keep.sum()), "leads": generated, "class_balance": class_balance}
+        # only when on, so that checkpoints made before augmentation existed still resume
+        | ({"augmentation": asdict(augment)} if augment.active else {})
     )
     record = train(
         model, train_x, train_set["y"][keep], seed=seed, checkpoint_path=checkpoint_path,
@@ -209,7 +210,8 @@ def sample_to_h5(
                 if not np.isfinite(x).all():
                     raise PipelineError(f"{model_path}: sampling class {name} gave non-finite values; retrain it")
                 if curate_max_draws:
-                    fits = fits_class(analyse_records(x, meta["fs"], meta["leads"], processes), [name] * n) == 1
+                    # 1 fits, 0 does not, NaN: the class has no rhythm rule, so nothing to curate by (kept)
+                    fits = fits_class(analyse_records(x, meta["fs"], meta["leads"], processes), [name] * n) != 0
                     fitting += int(fits.sum())
                     x = x[fits][: wanted - kept]
                 for i, record in enumerate(x):
