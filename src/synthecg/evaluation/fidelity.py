@@ -146,13 +146,14 @@ def privacy_measures(synthetic_x: np.ndarray, train_x: np.ndarray, heldout_x: np
 def privacy_flag(report: dict) -> str:
     """Why the privacy section calls a synthetic set beyond its floor ('' if it does not): any exact
     copy of a training record, or a DCR share or tail share whose permutation p is under the
-    tables' significance level (their "beyond floor" verdict)."""
-    from synthecg.evaluation.tables import SIGNIFICANCE
+    tables' significance level (their "beyond floor" verdict; like them, none with fewer than
+    MIN_VERDICT_RECORDS records a side)."""
+    from synthecg.evaluation.tables import MIN_VERDICT_RECORDS, SIGNIFICANCE
 
     reasons = [f"{report['exact_copies']['value']} exact copies"] if report["exact_copies"]["value"] else []
     for name in ("dcr_share", "dcr_tail_share"):
         measure = report.get(name)
-        if measure and measure["p"] < SIGNIFICANCE:
+        if measure and min(measure["n"], measure["queries"]) >= MIN_VERDICT_RECORDS and measure["p"] < SIGNIFICANCE:
             reasons.append(f"{name} {measure['value']:.2f} beyond its floor {measure['floor']:.2f} (p {measure['p']:.3f})")
     return "; ".join(reasons)
 
