@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from synthecg.errors import PipelineError
-from synthecg.generators.diffwave import DiffWave, DiffWaveConfig, sampling_timesteps, terminal_signal
+from synthecg.generators.diffwave import (DiffWave, DiffWaveConfig, min_snr_weight, sampling_timesteps,
+                                          terminal_signal)
 
 TINY = DiffWaveConfig(residual_layers=3, residual_channels=16, dilation_cycle=3, embedding_dim=32,
                       diffusion_steps=20, beta_end=0.3, batch_size=8, steps=10, learning_rate=5e-3)
@@ -157,3 +158,11 @@ def test_min_snr_weights_only_lower_the_nearly_clean_steps():
     assert loss(min_snr_gamma=5.0) < plain
     snr = model.alpha_bars / (1 - model.alpha_bars)
     assert (snr > 5).any() and (snr < 5).any()  # the tiny schedule has steps on both sides
+
+
+def test_min_snr_weights_follow_the_clean_records_error_for_noise_and_v_targets():
+    """SNR 10 and 2 at gamma 5: a noise target's loss is the clean error x SNR, so its weight is
+    min(SNR, 5) / SNR = 0.5 and 1; a v target's is the clean error x (SNR + 1): 5/11 and 2/3."""
+    alpha_bar = torch.tensor([10 / 11, 2 / 3])  # SNR = alpha_bar / (1 - alpha_bar) = 10, 2
+    torch.testing.assert_close(min_snr_weight(alpha_bar, 5.0, "epsilon"), torch.tensor([0.5, 1.0]))
+    torch.testing.assert_close(min_snr_weight(alpha_bar, 5.0, "v"), torch.tensor([5 / 11, 2 / 3]))

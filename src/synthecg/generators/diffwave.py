@@ -83,6 +83,15 @@ def terminal_signal(config: DiffWaveConfig) -> float:
     return float(alpha_bars(config)[-1])
 
 
+def min_snr_weight(alpha_bar: torch.Tensor, gamma: float, prediction: str) -> torch.Tensor:
+    """Min-SNR-gamma loss weight (Hang et al. 2023) of steps with signal shares alpha_bar [B]: the
+    clean record's squared error weighted by min(SNR, gamma). That error is the noise error / SNR,
+    or the v error / (SNR + 1), so the weight on the loss is min(SNR, gamma) / SNR for a noise
+    target and min(SNR, gamma) / (SNR + 1) for v."""
+    snr = alpha_bar / (1 - alpha_bar)
+    return snr.clamp_max(gamma) / (snr if prediction == "epsilon" else snr + 1)
+
+
 def sampling_timesteps(config: DiffWaveConfig) -> torch.Tensor:
     """The training steps the sampling chain visits, ascending, always the first and the last."""
     total = config.diffusion_steps
@@ -163,8 +172,7 @@ class DiffWave(GeneratorModel):
         output = self.predict_noise(x_t, t, y).float()
         if config.min_snr_gamma <= 0:
             return F.mse_loss(output, target)
-        snr = (alpha_bar / (1 - alpha_bar)).flatten()
-        weight = snr.clamp_max(config.min_snr_gamma) / (snr if config.prediction == "epsilon" else snr + 1)
+        weight = min_snr_weight(alpha_bar.flatten(), config.min_snr_gamma, config.prediction)
         return (weight * (output - target).pow(2).mean(dim=(1, 2))).mean()
 
     def guided_noise(self, x_t, t, y):
