@@ -113,13 +113,13 @@ def measure(name: str, size: str, device: torch.device, precision: str, compile_
         inputs = model.stage_inputs(stage.name, x, y)
         row = {"generator": name, "size": size, "stage": stage.name, "device": device.type, "precision": precision,
                "compile": compile_mode, "batch": config.batch_size, "parameters": sum(p.numel() for p in parameters)}
-        with FlopCounterMode(display=False) as counter:
-            stage_step(model, stage.name, inputs, optimizer, parameters, model.loss, config.batch_size, bf16)
-        flops = counter.get_total_flops()
-        loss_fn = model.loss if compile_mode == "none" else torch.compile(model.loss, mode=compile_mode)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         try:
+            with FlopCounterMode(display=False) as counter:
+                stage_step(model, stage.name, inputs, optimizer, parameters, model.loss, config.batch_size, bf16)
+            flops = counter.get_total_flops()
+            loss_fn = model.loss if compile_mode == "none" else torch.compile(model.loss, mode=compile_mode)
             for _ in range(warmup):  # allocations, autotuning, compilation
                 stage_step(model, stage.name, inputs, optimizer, parameters, loss_fn, config.batch_size, bf16)
             synchronize(device)

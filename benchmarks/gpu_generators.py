@@ -8,11 +8,15 @@
     # there (one H100 or H200, carrying .gpu; its python3 has torch, h5py, scipy, pandas, sklearn, yaml):
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl && export PYTHONPATH=/tmp/site:src && \
         python3 -m pytest -q -p no:cacheprovider tests/test_generators.py -k gpu && \
-        PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu/ptbxl.h5 --out $OUT
+        PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu/ptbxl.h5 --out $OUT --minutes 7.5
+    # (7.5: the device tool stops a command at 10 minutes, and installing and the resume test take ~1)
     # here, a rehearsal of the same code path at toy sizes on the CPU (tests/test_gpu_generators.py runs it)
     .venv/bin/python benchmarks/gpu_generators.py --data results/data/ptbxl.h5 --out /tmp/gpu --tiny
 
-Three phases, each within its share of `--minutes`:
+Three phases, each within its share of `--minutes` (phase 1 at most a fifth, in a process of its own
+so that its GPU memory is free again afterwards; phase 2 until a deadline that leaves a fifth, at
+least a minute, to phase 3; workers still running then are killed and reported; the JSON is
+written after every phase):
 1. Throughput (`generator_throughput.measure`): the device's dense bf16 matrix rate, then each
    generator at presets/gpu.yaml's size over `--batch-sizes` in bf16, and at the preset's batch
    in TF32 and with `torch.compile` (default and CUDA-graph modes): records/s, counted TFLOP/s and
@@ -48,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -122,28 +125,48 @@ def variant_config(name: str, tiny: bool) -> dict:
 
 
 # -- phase 1 -------------------------------------------------------------------------------------
-def throughput(args, device) -> tuple[list[dict], float]:
+def throughput(args, device, seconds: float) -> tuple[list[dict], float]:
+    """Phase 1, within `seconds`: what phase 2 needs first (every generator at its preset batch in
+    the pipeline's precision), then the other batch sizes, TF32, and the compiled steps; what the
+    time does not reach is listed as skipped."""
     from generator_throughput import measure, peak_tflops
 
+    started = time.perf_counter()
     peak = peak_tflops(device)
-    rows = []
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    size = "default" if args.tiny else "gpu"  # --tiny: the quick config's toy models
     generators = sorted({generator for generator, _, _ in (VARIANTS[v] for v in args.variants)})
-    for name in generators:
-        batch = make_config(name, variant_config(name, args.tiny)["generators"][name]).batch_size
-        plan = [(b, "bf16" if device.type == "cuda" else "fp32", "none") for b in args.batch_sizes]
-        if device.type == "cuda":
-            plan += [(batch, "tf32", "none")]
-            plan += [(batch, "bf16", mode) for mode in args.compile if name in args.compile_generators]
-        for batch_size, precision, compile_mode in plan:
-            size = "gpu"
-            if args.tiny:  # the tiny sizes are not a preset: measure at the gpu preset's batch on tiny models
-                size = "default"
-            found = measure(name, size, device, precision, compile_mode, batch_size, args.throughput_steps,
-                            args.throughput_warmup, 0, peak)
-            rows += found
-            for row in found:
-                print(json.dumps(row), flush=True)
+    batch = {name: make_config(name, variant_config(name, args.tiny)["generators"][name]).batch_size
+             for name in generators}
+    plan = [(name, batch[name], precision, "none") for name in generators]
+    plan += [(name, b, precision, "none") for name in generators for b in args.batch_sizes if b != batch[name]]
+    if device.type == "cuda":
+        plan += [(name, batch[name], "tf32", "none") for name in generators]
+        plan += [(name, batch[name], "bf16", mode) for mode in args.compile for name in args.compile_generators
+                 if name in generators]
+    rows = []
+    for name, batch_size, chosen, compile_mode in plan:
+        if time.perf_counter() - started > seconds:
+            rows.append({"generator": name, "size": size, "stage": "", "device": device.type, "precision": chosen,
+                         "compile": compile_mode, "batch": batch_size, "parameters": "",
+                         "failed": "skipped: phase 1's time was up"})
+            continue
+        found = measure(name, size, device, chosen, compile_mode, batch_size, args.throughput_steps,
+                        args.throughput_warmup, 0, peak)
+        rows += found
+        for row in found:
+            print(json.dumps(row), flush=True)
     return rows, peak
+
+
+def phase1(args) -> None:
+    """Phase 1 in a process of its own, so that its GPU memory (batch 1024, compiled graphs) is
+    free again for phase 2 and the main process never starts CUDA before it forks rhythm readers."""
+    device = torch.device(args.device)
+    rows, peak = throughput(args, device, args.phase1_seconds)
+    total = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else float("inf")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    args.phase1.write_text(json.dumps({"rows": rows, "peak": peak, "device": name, "memory_mb": total}))
 
 
 def alone_rate(rows: list[dict], name: str, stage: str, batch: int) -> dict | None:
@@ -245,12 +268,19 @@ def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: flo
     return plans, processes
 
 
-def finish(processes: dict, workdir: Path) -> dict[str, str]:
-    """Wait for a wave's workers; the failed ones' log tails."""
+def finish(processes: dict, workdir: Path, deadline: float) -> dict[str, str]:
+    """Wait for a wave's workers until `deadline` (perf_counter seconds), killing those still
+    running then; the failed and killed ones' log tails."""
     failed = {}
     for name, (process, log) in processes.items():
-        if process.wait():
-            failed[name] = (workdir / f"{name}.log").read_text()[-2000:]
+        try:
+            code = process.wait(timeout=max(1.0, deadline - time.perf_counter()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = "killed at the time limit"
+        if code:
+            failed[name] = f"exit {code}\n" + (workdir / f"{name}.log").read_text()[-2000:]
         log.close()
     return failed
 
@@ -349,34 +379,48 @@ def main() -> None:
                         help="processes reading rhythms (~60 ms a record each)")
     parser.add_argument("--tiny", action="store_true", help="toy sizes and steps: a CPU rehearsal of the code path")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--phase1", type=Path, help=argparse.SUPPRESS)  # internal: phase 1's rows, as JSON here
+    parser.add_argument("--phase1-seconds", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.tiny:
+        args.batch_sizes, args.compile, args.throughput_steps, args.throughput_warmup = [8], [], 1, 0
     if args.worker:
         worker(args)
+        return
+    if args.phase1:
+        phase1(args)
         return
     if args.out is None:
         parser.error("--out is required")
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.tiny:
-        args.batch_sizes, args.compile, args.throughput_steps, args.throughput_warmup = [8], [], 1, 0
     started = time.perf_counter()
-    device = torch.device(args.device)
     budget = args.minutes * 60
-    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
-              "command": " ".join(sys.argv), "variants": {v: VARIANTS[v] for v in args.variants}}
+    report = {"command": " ".join(sys.argv), "variants": {v: VARIANTS[v] for v in args.variants}}
 
-    rows, peak = throughput(args, device)
-    report |= {"throughput": rows, "peak_tflop_per_s": peak, "phase1_seconds": time.perf_counter() - started}
-    # What is left: ~70 % trains and samples, the rest judges on the CPU and writes.
-    train_seconds = max(30.0, 0.62 * (budget - (time.perf_counter() - started)))
+    def save():  # after every phase: a run cut off by the machine's limit keeps what it measured
+        (args.out / "gpu_generators.json").write_text(json.dumps(report, indent=1, default=float))
 
-    meta = metadata(args.data)
+    # Phase 1 gets at most a fifth of the budget; phase 2 trains and samples until a deadline that
+    # leaves the last fifth (at least a minute) to judging on the CPU and writing.
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
+        phase1_json = workdir / "phase1.json"
+        subprocess.run([sys.executable, __file__, "--phase1", str(phase1_json), "--phase1-seconds", str(0.2 * budget),
+                        *sys.argv[1:]], check=True)
+        measured = json.loads(phase1_json.read_text())
+        rows, peak = measured["rows"], measured["peak"]
+        report |= {"device": measured["device"], "throughput": rows, "peak_tflop_per_s": peak,
+                   "phase1_seconds": time.perf_counter() - started}
+        save()
+        left = budget - (time.perf_counter() - started)
+        deadline = time.perf_counter() + left - max(60.0, 0.2 * budget)
+        train_seconds = max(30.0, 0.75 * (deadline - time.perf_counter()))  # the rest: starting, sampling
+        meta = metadata(args.data)
         # As many variants at once as the card's memory holds (their measured peaks alone): one
-        # wave on an H200, likely two on an H100; the training time is split between the waves.
+        # wave on an H200, likely two on an H100. Every variant gets the same share of the card's
+        # time, whatever its wave: its wave's time over its wave's size.
         needs = {name: memory_estimate(name, rows, args.tiny) for name in args.variants}
-        capacity = (0.9 * torch.cuda.get_device_properties(device).total_memory / 2**20
-                    if device.type == "cuda" else float("inf"))
+        capacity = 0.9 * measured["memory_mb"]
         groups = waves(args.variants, needs, capacity)
         report["waves"] = groups
         print(f"{len(args.variants)} variants in {len(groups)} wave(s) of the card's {capacity:,.0f} MB (90 %): "
@@ -385,14 +429,18 @@ def main() -> None:
 
         phase2_started, plans, failed = time.perf_counter(), {}, {}
         for index, group in enumerate(groups):
-            wave_plans, processes = launch(args, workdir, group, rows, train_seconds / len(groups))
+            share = train_seconds * len(group) / len(args.variants)
+            wave_end = time.perf_counter() + (deadline - time.perf_counter()) * len(group) / sum(
+                len(g) for g in groups[index:])
+            wave_plans, processes = launch(args, workdir, group, rows, share)
             plans |= wave_plans
-            if index == 0:  # the real records' rhythms, read on the CPU while the card trains
+            if index == 0:  # the real records' rhythms, read on the CPU cores the trainings leave
                 _, train, heldout_x, heldout_y = real_sets(args.data)
+                readers = max(1, min(args.processes, (os.cpu_count() or 2) - len(group) - 1))
                 reference = real_reference(heldout_x, heldout_y, meta["fs"], meta["leads"], train["x"], train["y"],
-                                           args.processes)
+                                           readers)
                 train_norm, heldout_norm = normalised(train["x"], meta), normalised(heldout_x, meta)
-            failed |= finish(processes, workdir)
+            failed |= finish(processes, workdir, wave_end)
         report["phase2_seconds"] = time.perf_counter() - phase2_started
         total_flops = 0.0
         for name, plan in plans.items():
@@ -413,17 +461,25 @@ def main() -> None:
         report["aggregate_tflop_per_s"] = total_flops / report["phase2_seconds"] / 1e12
         report["best_alone_tflop_per_s"] = max([r["tflop_per_s"] for r in rows if "failed" not in r] or [0.0])
 
-        with ThreadPoolExecutor(max_workers=1) as pool:  # the rhythm reader parallelises by itself
-            runs = [run for name in plans if name not in failed
-                    for run in pool.submit(judge, args, workdir, name, reference, meta, train_norm, heldout_norm).result()]
-        report["runs"] = runs
+        save()
+        runs = []
+        for name in plans:
+            if name in failed:
+                continue
+            try:
+                runs += judge(args, workdir, name, reference, meta, train_norm, heldout_norm)
+            except Exception as error:  # one variant's failure must not lose the others' results
+                plans[name]["failed"] = f"judging: {type(error).__name__}: {error}"
+                print(f"{name}: judging failed: {error}", file=sys.stderr)
+            report["runs"] = runs
+            save()
         written = set()
         for run in runs:
             if run["generator"] not in written and not run["sampled_with"]:
                 write_samples(run, meta, args.out / f"{run['generator']}.h5", min(args.per_class, 100))
                 written.add(run["generator"])
     report["total_seconds"] = time.perf_counter() - started
-    (args.out / "gpu_generators.json").write_text(json.dumps(report, indent=1, default=float))
+    save()
     text = tables(report) + f"\n\nWhole command: {report['total_seconds'] / 60:.1f} min on {report['device']}."
     (args.out / "gpu_generators.md").write_text(text + "\n")
     print("\n" + text)
