@@ -80,16 +80,18 @@ def main() -> None:
     train["merged"] = sum(train.values())
     ratio = config["sampling"]["ratio_to_real"]
     seeds = len(config["experiments"]["seeds"])
+    replicates = config["generators"]["replicates"]
     rows = []
     peak = peak_tflops(device)
     for name in args.generators or config["generators"]["names"]:
         stages = measure(name, "paper", device, args.precision, "none", 0, args.steps, 1, max(2, args.steps // 2), peak)
         model_config = make_config(name, config["generators"].get(name, {}))
-        train_h = len(records) * sum(getattr(model_config, STAGE_FIELDS[stage["stage"]]) * model_config.batch_size
-                                     / stage["records_per_s"] for stage in stages) / 3600
-        sample_h = sum(ratio * train[s] / stages[-1]["sample_records_per_s"] / 3600 for s in records)
-        rows += [(f"train {name} (per source dataset x {len(records)})", train_h),
-                 (f"sample {name} (x {len(records)})", sample_h)]
+        copies = len(records) * replicates  # a generator per source dataset and replicate
+        train_h = copies * sum(getattr(model_config, STAGE_FIELDS[stage["stage"]]) * model_config.batch_size
+                               / stage["records_per_s"] for stage in stages) / 3600
+        sample_h = replicates * sum(ratio * train[s] / stages[-1]["sample_records_per_s"] / 3600 for s in records)
+        rows += [(f"train {name} ({len(records)} source datasets x {replicates} replicates)", train_h),
+                 (f"sample {name} (the same)", sample_h)]
     classifier = make_classifier_config(config["classifier"])
     rate = classifier_records_per_s(classifier, device, args.precision, args.steps, config["sampling_rate"])
     experiments = config["experiments"]
