@@ -52,6 +52,7 @@ def toy(n_per_class=20, seed=0, classes=(0, 1, 2)):
 def test_the_classifier_learns_a_separable_task():
     x, y = toy()
     val_x, val_y = toy(8, seed=1)
+    torch.manual_seed(0)  # the initial weights, whatever tests ran before in this process
     model = build_classifier(TINY, 12, 3)
     result = fit(model, x, y, val_x, val_y, TINY, learning_rate=TINY.learning_rate, seed=0, device=torch.device("cpu"),
                  fs=None)

@@ -11,6 +11,7 @@ from synthecg.evaluation.metrics import classification_metrics
 from synthecg.evaluation.statistics import (
     SharedResamples,
     bootstrap_intervals,
+    resampled_scores,
     holm,
     paired_t_test,
     paired_test,
@@ -58,7 +59,7 @@ def test_the_interval_covers_the_population_value_in_about_95_percent_of_repeats
     repeats = 100
     for seed in range(repeats):
         y, probabilities = planted(150, SEPARATION, seed)
-        intervals = bootstrap_intervals(y, probabilities, n_resamples=400, seed=seed)
+        intervals = bootstrap_intervals(resampled_scores(y, probabilities, n_resamples=400, seed=seed), n_resamples=400, seed=seed)
         for metric, value in POPULATION.items():
             covered[metric] += intervals[metric][0] <= value <= intervals[metric][1]
     for metric, count in covered.items():
@@ -69,7 +70,7 @@ def test_a_fixed_case_covers_its_value_and_the_interval_narrows_with_more_record
     widths = {}
     for n in (100, 1600):
         y, probabilities = planted(n, SEPARATION, seed=0)
-        intervals = bootstrap_intervals(y, probabilities)
+        intervals = bootstrap_intervals(resampled_scores(y, probabilities))
         for metric, value in POPULATION.items():
             low, high = intervals[metric]
             assert low <= value <= high, (n, metric, intervals[metric])
@@ -89,16 +90,16 @@ def test_the_interval_agrees_with_scipy_stats_bootstrap_with_one_sample_per_clas
 
     reference = stats.bootstrap(classes, macro_f1, n_resamples=2000, method="percentile", paired=False,
                                 vectorized=True, rng=np.random.default_rng(0)).confidence_interval
-    ours = bootstrap_intervals(y, probabilities)["macro_f1"]
+    ours = bootstrap_intervals(resampled_scores(y, probabilities))["macro_f1"]
     assert ours == pytest.approx([reference.low, reference.high], abs=0.015)
 
 
 def test_degenerate_cases():
     y = np.repeat([0, 1, 2], 20)
     perfect = np.eye(3)[y]
-    intervals = bootstrap_intervals(y, perfect)
+    intervals = bootstrap_intervals(resampled_scores(y, perfect))
     assert intervals["macro_f1"] == [1.0, 1.0] and intervals["macro_auroc"] == [1.0, 1.0]
-    one_class = bootstrap_intervals(np.zeros(10, int), np.eye(3)[np.r_[np.zeros(8, int), [1, 2]]])
+    one_class = bootstrap_intervals(resampled_scores(np.zeros(10, int), np.eye(3)[np.r_[np.zeros(8, int), [1, 2]]]))
     assert one_class["macro_auroc"] is None and one_class["macro_f1"][0] <= 0.8 * 2 / 1.8 <= one_class["macro_f1"][1]
     assert percentile_interval(np.full(10, np.nan)) is None
 
@@ -127,7 +128,7 @@ def test_shared_resamples_give_the_runs_own_interval_and_pair_the_arms():
     shared = SharedResamples()
     shared.add("ptbxl", ("better", 0), y, better)
     shared.add("ptbxl", ("worse", 0), y, worse)
-    assert shared.interval("macro_f1", [("better", 0)]) == pytest.approx(bootstrap_intervals(y, better)["macro_f1"])
+    assert shared.interval("macro_f1", [("better", 0)]) == pytest.approx(bootstrap_intervals(resampled_scores(y, better))["macro_f1"])
     assert shared.difference_interval("macro_auroc", [("better", 0)], [("better", 0)]) == [0.0, 0.0]
     low, high = shared.difference_interval("macro_auroc", [("better", 0)], [("worse", 0)])
     assert 0 < low < high

@@ -480,3 +480,30 @@ def test_curated_arms_are_compared_with_their_uncurated_set_and_shortfalls_are_n
     shortfalls = curation_shortfalls(classifier.train_counts)
     assert shortfalls == [f"ptbxl/augment/diffwave-curated/r1/seed{s}: SB 30 fewer" for s in range(3)]
     assert "ptbxl/augment/diffwave-curated/r1/seed0: SB 30 fewer" in comparisons_markdown(table, shortfalls=shortfalls)
+
+
+def test_tables_from_the_runs_stored_resamples_equal_the_tables_computed_from_their_predictions(controls, tmp_path):
+    """Each run stores its scores on the shared resamples; the tables take them as they are, and a
+    run stored without them (older files) gets the same numbers computed from its predictions."""
+    stripped = []
+    for path in controls:
+        metrics = json.loads(path.read_text())
+        assert len(metrics["resampled"]["macro_f1"]) == 2000 and "method" in metrics["resampled"]
+        metrics.pop("resampled")
+        copy = tmp_path / "stripped" / path.relative_to(tmp_path / "controls")
+        copy.parent.mkdir(parents=True)
+        copy.write_text(json.dumps(metrics))
+        stripped.append(copy)
+    stored, computed = read_runs(controls), read_runs(stripped)
+    for kind in ("comparisons", "augmentation_summary"):
+        a = comparisons(stored.runs, stored.resamples) if kind == "comparisons" else augmentation_summary(stored.runs, stored.resamples)
+        b = comparisons(computed.runs, computed.resamples) if kind == "comparisons" else augmentation_summary(computed.runs, computed.resamples)
+        pd.testing.assert_frame_equal(a.drop(columns=["run"], errors="ignore"), b.drop(columns=["run"], errors="ignore"))
+    # A stored set made another way (other resamples) is not taken: the scores are computed again.
+    wrong = json.loads(controls[0].read_text())
+    wrong["resampled"]["method"] = "something else"
+    wrong["resampled"]["macro_f1"] = [0.0] * 2000
+    controls[0].write_text(json.dumps(wrong))
+    again = read_runs(controls)
+    key = next(k for k in again.resamples._scores if "real/none/all/seed0" in str(k))
+    assert again.resamples._scores[key]["macro_f1"].mean() > 0.1

@@ -179,7 +179,7 @@ def run_experiment(
             scores = classification_metrics(test["y"][part], probabilities[part], classes)
             metrics["by_source"][source] = {key: scores[key] for key in
                                             ("n_test", "macro_f1", "macro_auroc", "accuracy", "balanced_accuracy",
-                                             "per_class_f1", "missing")}
+                                             "per_class_f1", "missing", "resampled")}
             metrics["by_source"][source]["test_records_sha256"] = records_digest(test["record_id"][part])
     if experiment == "real":  # the floor of predicting the training split's largest class for every record
         majority = np.zeros_like(probabilities)

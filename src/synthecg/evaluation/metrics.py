@@ -4,8 +4,9 @@ Macro averages run over the classes present in the test split: a class with no t
 has no recall, so its F1 and AUROC are listed under `missing` instead of counted as 0.
 
 Besides the scores, a report holds the 95 % bootstrap intervals of macro-F1 and macro-AUROC
-(synthecg.evaluation.statistics) and the test predictions themselves (`test_labels`,
-`test_probabilities`), from which the tables compute intervals of seed means and of differences.
+(synthecg.evaluation.statistics), the test predictions themselves (`test_labels`,
+`test_probabilities`) and the scores on each shared resample (`resampled`), from which the tables
+compute intervals of seed means and of differences.
 """
 
 import numpy as np
@@ -18,7 +19,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from synthecg.evaluation.statistics import CONFIDENCE, MACRO_METRICS, bootstrap_intervals, method
+from synthecg.evaluation.statistics import CONFIDENCE, MACRO_METRICS, bootstrap_intervals, method, resampled_scores
 
 PROBABILITY_DECIMALS = 6  # float32 softmax carries about 7; fewer would tie confident records and shift AUROC
 
@@ -86,12 +87,19 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, classe
             aurocs.append(score)
         metrics["macro_auroc"] = float(np.mean(aurocs))
     if intervals:
-        metrics["intervals"] = bootstrap_intervals(y_true, probabilities)
+        # On the predictions as stored, so that the tables, which resample the same records of every
+        # run, take these resamples as they are instead of scoring every run again (most of their
+        # time at the releases' test sizes); anyone can recompute them from the file.
+        stored = np.round(np.asarray(probabilities, float), PROBABILITY_DECIMALS)
+        resampled = resampled_scores(y_true, stored)
+        metrics["intervals"] = bootstrap_intervals(resampled)
         for metric in MACRO_METRICS:
             if metrics["intervals"][metric] is None:
                 missing[f"intervals.{metric}"] = missing.get(metric, f"{metric} is undefined on every resample")
         metrics["test_labels"] = y_true.tolist()
-        metrics["test_probabilities"] = np.round(np.asarray(probabilities, float), PROBABILITY_DECIMALS).tolist()
+        metrics["test_probabilities"] = stored.tolist()
+        metrics["resampled"] = {"method": method(), **{
+            metric: [float(v) if np.isfinite(v) else None for v in resampled[metric]] for metric in MACRO_METRICS}}
     metrics["missing"] = missing
     return metrics
 

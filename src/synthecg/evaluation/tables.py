@@ -150,7 +150,8 @@ def read_runs(paths: Iterable[Path]) -> ClassifierRuns:
                                   "value": np.nan if value is None else float(value)})
         if metrics.get("test_labels") is not None and metrics.get("test_probabilities") is not None:
             try:
-                resamples.add(keys["dataset"], run, metrics["test_labels"], metrics["test_probabilities"])
+                resamples.add(keys["dataset"], run, metrics["test_labels"], metrics["test_probabilities"],
+                              metrics.get("resampled"))
             except ValueError:
                 raise PipelineError(f"{path}: its test records differ from those of the dataset's other runs; "
                                     "rerun the runs scored on an older split") from None
@@ -234,7 +235,7 @@ def _merged_part_rows(path: Path, keys: dict, run: str, metrics: dict, resamples
         part = np.asarray(metrics["test_sources"]) == source
         try:
             resamples.add(source, part_run, np.asarray(metrics["test_labels"])[part],
-                          np.asarray(metrics["test_probabilities"])[part])
+                          np.asarray(metrics["test_probabilities"])[part], scores.get("resampled"))
         except ValueError:
             raise PipelineError(f"{path}: its {source} test records differ from those of the {source} runs; "
                                 f"rebuild the merged set from the current {source} data") from None
