@@ -50,3 +50,21 @@ def test_variants_share_the_card_in_as_few_waves_as_its_memory_allows():
     assert waves(list(needs), needs, 200) == [["a", "b", "c", "d"]]  # an H200: all at once
     assert waves(list(needs), needs, 80) == [["a", "c"], ["b", "d"]]
     assert waves(["big", "small"], {"big": 100, "small": 10}, 80) == [["big"], ["small"]]
+
+
+def test_each_variant_gets_the_steps_its_measured_rate_buys_in_its_share_of_the_card():
+    """Steps = 0.8 x seconds x (its stage's share) x steps/s alone / variants sharing the card, from the
+    throughput row nearest its batch; TimeVQVAE's time goes a third to the VQ-VAE, two thirds to the prior."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_generators import plan_steps, variant_config
+
+    def row(generator, stage, records_per_s, batch=256):
+        return {"generator": generator, "stage": stage, "compile": "none", "precision": "bf16", "batch": batch,
+                "records_per_s": records_per_s}
+
+    rows = [row("diffwave", "main", 2560), row("diffwave", "main", 100, batch=16),
+            row("timevqvae", "vqvae", 7680), row("timevqvae", "prior", 15360)]
+    diffwave = plan_steps("diffwave", variant_config("diffwave", False), rows, 100, 2, False)
+    assert diffwave == {"steps": 400}  # 10 steps/s at batch 256, 100 s shared two ways
+    timevqvae = plan_steps("timevqvae", variant_config("timevqvae", False), rows, 90, 3, False)
+    assert timevqvae == {"steps": 240, "prior_steps": 960}  # 30 and 60 steps/s, a third and two thirds of 90 s, 3 ways
