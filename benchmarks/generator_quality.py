@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from synthecg.config import merge_configs, parse_overrides, read_config  # noqa: E402
 from synthecg.data.leads import lead_indices  # noqa: E402
-from synthecg.data.store import load_split, metadata  # noqa: E402
+from synthecg.data.store import load_split, metadata, normalise  # noqa: E402
 from synthecg.evaluation.fidelity import privacy_flag, privacy_measures  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
@@ -53,11 +53,6 @@ from synthecg.generators.jobs import fit_generator, sample_millivolts  # noqa: E
 from synthecg.generators.training import load_generator, pick_device  # noqa: E402
 
 STAGE_STEPS = ("steps", "prior_steps")  # the config fields that count training steps
-
-
-def normalised(x_mv: np.ndarray, meta: dict) -> np.ndarray:
-    """Records in mV -> the normalised units the privacy section measures in."""
-    return (x_mv - np.asarray(meta["norm_mean"], np.float32)[None, :, None]) / np.asarray(meta["norm_std"], np.float32)[None, :, None]
 
 
 def real_sets(data: Path):
@@ -200,7 +195,7 @@ def main() -> None:
                            "quality": generator_quality(x, y, reference, classes, fs, leads, args.processes)}
                     if name == "timevqvae":
                         run["stage1_r2"] = stage1_r2_heldout(model, sidecar["leads"], args.data, meta)
-                    run["privacy"] = privacy_measures(*(normalised(part, meta) for part in (x, train["x"], heldout_x)), fs)
+                    run["privacy"] = privacy_measures(*(normalise(part, meta) for part in (x, train["x"], heldout_x)), fs)
                     runs.append(run)
                     print(f"\n{label}: trained {run['train_minutes']:.1f} min, sampled {run['sample_minutes']:.1f} min", flush=True)
                     print(table(runs[-1:]), flush=True)

@@ -63,7 +63,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import torch  # noqa: E402
 
 from synthecg.config import merge_configs, read_config  # noqa: E402
-from synthecg.data.store import metadata  # noqa: E402
+from synthecg.data.store import metadata, normalise  # noqa: E402
 from synthecg.evaluation.fidelity import privacy_flag, privacy_measures  # noqa: E402
 from synthecg.evaluation.quality import generator_quality, real_reference  # noqa: E402
 from synthecg.generators.base import make_config  # noqa: E402
@@ -288,8 +288,6 @@ def finish(processes: dict, workdir: Path, deadline: float) -> dict[str, str]:
 # -- phase 3 -------------------------------------------------------------------------------------
 def judge(args, workdir: Path, name: str, reference: dict, meta: dict, train_norm: np.ndarray,
           heldout_norm: np.ndarray) -> list[dict]:
-    from generator_quality import normalised
-
     generator = VARIANTS[name][0]
     folder = workdir / name
     sidecar = json.loads((folder / "model.json").read_text())
@@ -298,7 +296,7 @@ def judge(args, workdir: Path, name: str, reference: dict, meta: dict, train_nor
         saved = np.load(path)
         x, y = saved["x"].astype(np.float32), saved["y"]
         quality = generator_quality(x, y, reference, meta["classes"], meta["fs"], meta["leads"], args.processes)
-        privacy = privacy_measures(normalised(x, meta), train_norm, heldout_norm, meta["fs"])
+        privacy = privacy_measures(normalise(x, meta), train_norm, heldout_norm, meta["fs"])
         changes = json.loads(str(saved["changes"]))
         runs.append({
             "run": name + "".join(f" {key} {value:g}" for key, value in changes.items()), "variant": name,
@@ -425,7 +423,7 @@ def main() -> None:
         report["waves"] = groups
         print(f"{len(args.variants)} variants in {len(groups)} wave(s) of the card's {capacity:,.0f} MB (90 %): "
               + " | ".join(", ".join(f"{n} ~{needs[n]:,.0f} MB" for n in g) for g in groups), flush=True)
-        from generator_quality import normalised, real_sets
+        from generator_quality import real_sets
 
         phase2_started, plans, failed = time.perf_counter(), {}, {}
         for index, group in enumerate(groups):
@@ -439,7 +437,7 @@ def main() -> None:
                 readers = max(1, min(args.processes, (os.cpu_count() or 2) - len(group) - 1))
                 reference = real_reference(heldout_x, heldout_y, meta["fs"], meta["leads"], train["x"], train["y"],
                                            readers)
-                train_norm, heldout_norm = normalised(train["x"], meta), normalised(heldout_x, meta)
+                train_norm, heldout_norm = normalise(train["x"], meta), normalise(heldout_x, meta)
             failed |= finish(processes, workdir, wave_end)
         report["phase2_seconds"] = time.perf_counter() - phase2_started
         total_flops = 0.0

@@ -21,7 +21,6 @@ from synthecg.config import params_hash
 from synthecg.data.leads import INDEPENDENT_LEADS, LEAD_CHOICES, complete_leads, lead_indices
 from synthecg.data.store import DatasetWriter, load_split, metadata
 from synthecg.errors import PipelineError
-from synthecg.evaluation.rhythm import analyse_records, fits_class
 from synthecg.generators.base import build, make_config
 from synthecg.generators.training import RecordAugmentation, load_generator, pick_device, save_generator, train
 from synthecg.io import write_csv_atomically, write_json_atomically
@@ -210,6 +209,9 @@ def sample_to_h5(
                 if not np.isfinite(x).all():
                     raise PipelineError(f"{model_path}: sampling class {name} gave non-finite values; retrain it")
                 if curate_max_draws:
+                    # here, not at the top: every training and sampling job would import wfdb's detectors
+                    from synthecg.evaluation.rhythm import analyse_records, fits_class
+
                     # 1 fits, 0 does not, NaN: the class has no rhythm rule, so nothing to curate by (kept)
                     fits = fits_class(analyse_records(x, meta["fs"], meta["leads"], processes), [name] * n) != 0
                     fitting += int(fits.sum())
