@@ -448,3 +448,37 @@ def test_an_empty_synthetic_set_gives_null_scores_with_the_reason_and_so_does_it
     augmented = run_experiment("augment", tmp_path / "real.h5", tmp_path / "a.json", config=config, seed=0,
                                synthetic_h5=[tmp_path / "curated.h5"], ratio=1.0)
     assert sum(augmented["train_records_per_class"].values()) == len(toy(6)[1])  # the real records alone
+
+
+def one_pass_augmentation(x, fs, settings, rng):
+    """augment_records as it was before it worked in blocks (every draw over all records at once):
+    the reference its blocks must reproduce exactly."""
+    n, n_leads, n_samples = x.shape
+    out = x + rng.normal(0.0, settings.jitter_std, size=x.shape)
+    out *= rng.normal(1.0, settings.scaling_std, size=(n, n_leads, 1))
+    max_shift = int(round(settings.max_shift_seconds * fs))
+    if max_shift:
+        shifts = rng.integers(-max_shift, max_shift + 1, size=n)
+        out = np.stack([np.roll(record, int(shift), axis=-1) for record, shift in zip(out, shifts)])
+    if settings.wander_amplitude:
+        t = np.arange(n_samples) / fs
+        frequency = rng.uniform(0.05, max(settings.wander_max_hz, 0.05), size=(n, n_leads, 1))
+        phase = rng.uniform(0, 2 * np.pi, size=(n, n_leads, 1))
+        out += settings.wander_amplitude * np.sin(2 * np.pi * frequency * t + phase)
+    return out.astype(np.float32)
+
+
+def test_classical_augmentation_in_blocks_draws_and_returns_what_one_pass_does(monkeypatch):
+    from synthecg.classifier import classical_augmentation
+
+    monkeypatch.setattr(classical_augmentation, "AUGMENT_BLOCK", 4)
+    x, y = toy(5)
+    index = classical_indices(y, 2.5, seed=0)
+    settings = ClassicalAugmentation(max_shift_seconds=0.1)
+    reference_rng, rng = np.random.default_rng(3), np.random.default_rng(3)
+    expected = one_pass_augmentation(x[index], T, settings, reference_rng)
+    out = np.zeros((len(index) + 1, *x.shape[1:]), np.float32)
+    augment_records(x, T, settings, rng, rows=index, out=out[1:])
+    np.testing.assert_array_equal(out[1:], expected)
+    assert not out[0].any()
+    assert rng.random() == reference_rng.random()  # the generator is left where one pass leaves it

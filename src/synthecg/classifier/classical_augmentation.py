@@ -14,6 +14,7 @@ record with all four applied, each with its own random draw:
   phase, amplitude `wander_amplitude` (the respiration-band drift that filters usually remove).
 """
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -44,21 +45,41 @@ def make_classical_augmentation(settings: Mapping | None) -> ClassicalAugmentati
     return ClassicalAugmentation(**(settings or {}))
 
 
-def augment_records(x: np.ndarray, fs: float, settings: ClassicalAugmentation, rng: np.random.Generator) -> np.ndarray:
-    """Records [N, leads, T] (normalised) -> the same number of augmented copies, float32."""
-    n, n_leads, n_samples = x.shape
-    out = x + rng.normal(0.0, settings.jitter_std, size=x.shape)
-    out *= rng.normal(1.0, settings.scaling_std, size=(n, n_leads, 1))
+AUGMENT_BLOCK = 512  # records augmented at a time: float64 work arrays of one block, not of the whole set
+
+
+def augment_records(x: np.ndarray, fs: float, settings: ClassicalAugmentation, rng: np.random.Generator,
+                    rows: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Records [N, leads, T] (normalised), or x[rows] -> as many augmented copies, float32 (into `out`).
+
+    Worked a block at a time, with the same random draws in the same order as one pass over all
+    records (all jitter first, then the scalings, shifts and wander): the per-record draws are
+    read after the jitter's by a copy of `rng` that skips it, and `rng` ends where one pass leaves it.
+    """
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+    n, (n_leads, n_samples) = len(rows), x.shape[1:]
+    out = np.empty((n, n_leads, n_samples), np.float32) if out is None else out
+    blocks = [slice(i, min(i + AUGMENT_BLOCK, n)) for i in range(0, n, AUGMENT_BLOCK)]
+    ahead = copy.deepcopy(rng)
+    for block in blocks:  # the jitter's draws, skipped
+        ahead.normal(0.0, settings.jitter_std, size=(block.stop - block.start, n_leads, n_samples))
+    scaling = ahead.normal(1.0, settings.scaling_std, size=(n, n_leads, 1))
     max_shift = int(round(settings.max_shift_seconds * fs))
-    if max_shift:
-        shifts = rng.integers(-max_shift, max_shift + 1, size=n)
-        out = np.stack([np.roll(record, int(shift), axis=-1) for record, shift in zip(out, shifts)])
+    shifts = ahead.integers(-max_shift, max_shift + 1, size=n) if max_shift else None
     if settings.wander_amplitude:
         t = np.arange(n_samples) / fs
-        frequency = rng.uniform(0.05, max(settings.wander_max_hz, 0.05), size=(n, n_leads, 1))
-        phase = rng.uniform(0, 2 * np.pi, size=(n, n_leads, 1))
-        out += settings.wander_amplitude * np.sin(2 * np.pi * frequency * t + phase)
-    return out.astype(np.float32)
+        frequency = ahead.uniform(0.05, max(settings.wander_max_hz, 0.05), size=(n, n_leads, 1))
+        phase = ahead.uniform(0, 2 * np.pi, size=(n, n_leads, 1))
+    for block in blocks:
+        part = x[rows[block]] + rng.normal(0.0, settings.jitter_std, size=(block.stop - block.start, n_leads, n_samples))
+        part *= scaling[block]
+        if shifts is not None:
+            part = np.stack([np.roll(record, int(shift), axis=-1) for record, shift in zip(part, shifts[block])])
+        if settings.wander_amplitude:
+            part += settings.wander_amplitude * np.sin(2 * np.pi * frequency[block] * t + phase[block])
+        out[block] = part
+    rng.bit_generator.state = ahead.bit_generator.state
+    return out
 
 
 def classical_indices(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:

@@ -38,7 +38,15 @@ from synthecg.classifier.classical_augmentation import (
 )
 from synthecg.classifier.resnet1d import ClassifierConfig, build_classifier, make_classifier_config
 from synthecg.classifier.training import fit, predict_probabilities
-from synthecg.data.store import load_split, load_synthetic, metadata, records_digest
+from synthecg.data.store import (
+    load_labels,
+    load_rows,
+    load_split,
+    load_synthetic,
+    metadata,
+    records_digest,
+    synthetic_labels,
+)
 from synthecg.errors import PipelineError
 from synthecg.evaluation.metrics import classification_metrics
 from synthecg.generators.training import pick_device
@@ -108,33 +116,39 @@ def run_experiment(
         raise PipelineError(f"unknown experiment {experiment!r}; choose from {EXPERIMENTS}")
     meta = metadata(real_h5)
     classes = meta["classes"]
-    train, val, test = (load_split(real_h5, split, normalised=True) for split in ("train", "val", "test"))
+    n_leads = len(meta["leads"])
+    val, test = (load_split(real_h5, split, normalised=True) for split in ("val", "test"))
+    train_y = load_labels(real_h5, "train")
     torch_device = pick_device(device)
     fs = float(meta["fs"])  # seconds of crops and windows -> samples
     torch.manual_seed(seed)
-    model = build_classifier(config, train["x"].shape[1], len(classes))
+    model = build_classifier(config, n_leads, len(classes))
     learning_rate, keep_initial = config.learning_rate, False
-    if experiment == "real":
-        x, y = train["x"], train["y"]
-    elif experiment == "shuffled":
-        x, y = train["x"], np.random.default_rng(seed).permutation(train["y"])
-    elif experiment == "augment":
-        syn_x, syn_y = load_synthetic(synthetic_h5, meta)
-        index = augmentation_indices(train["y"], syn_y, ratio, seed)
-        x, y = np.concatenate([train["x"], syn_x[index]]), np.concatenate([train["y"], syn_y[index]])
+    # Each arm reads only the records it trains on, straight into the array it trains on: at the
+    # releases' size a second copy of the training set would double a run's memory.
+    if experiment in ("real", "shuffled"):
+        x = load_split(real_h5, "train", normalised=True)["x"]
+        y = train_y if experiment == "real" else np.random.default_rng(seed).permutation(train_y)
     elif experiment == "classical":
-        index = classical_indices(train["y"], ratio, seed)
-        extra_x = augment_records(train["x"][index], fs, classical or ClassicalAugmentation(), np.random.default_rng(seed))
-        x, y = np.concatenate([train["x"], extra_x]), np.concatenate([train["y"], train["y"][index]])
-    elif experiment == "balance":
-        syn_x, syn_y = load_synthetic(synthetic_h5, meta)
-        index = balance_indices(train["y"], syn_y, balance_target, seed)
-        x, y = np.concatenate([train["x"], syn_x[index]]), np.concatenate([train["y"], syn_y[index]])
+        index = classical_indices(train_y, ratio, seed)
+        x = np.empty((len(train_y) + len(index), *val["x"].shape[1:]), np.float32)
+        real_x = load_rows(real_h5, "train", np.arange(len(train_y)), normalised=True, out=x[: len(train_y)])
+        augment_records(real_x, fs, classical or ClassicalAugmentation(), np.random.default_rng(seed), rows=index,
+                        out=x[len(train_y):])
+        y = np.concatenate([train_y, train_y[index]])
+    elif experiment in ("augment", "balance"):
+        synthetic_y = synthetic_labels(synthetic_h5, meta)
+        index = (augmentation_indices(train_y, synthetic_y, ratio, seed) if experiment == "augment"
+                 else balance_indices(train_y, synthetic_y, balance_target, seed))
+        x = np.empty((len(train_y) + len(index), *val["x"].shape[1:]), np.float32)
+        load_rows(real_h5, "train", np.arange(len(train_y)), normalised=True, out=x[: len(train_y)])
+        load_synthetic(synthetic_h5, meta, rows=index, out=x[len(train_y):])
+        y = np.concatenate([train_y, synthetic_y[index]])
     elif experiment == "synthetic":
         x, y = load_synthetic(synthetic_h5, meta)
     else:  # finetune, scratch: the same nested real subset
-        index = nested_fraction_indices(train["y"], fraction, seed)
-        x, y = train["x"][index], train["y"][index]
+        index = nested_fraction_indices(train_y, fraction, seed)
+        x, y = load_rows(real_h5, "train", index, normalised=True), train_y[index]
         if experiment == "finetune":
             saved = load_checkpoint(pretrained, what="the pretrained classifier",
                                     remedy="rerun the synthetic run that makes it")
@@ -150,7 +164,7 @@ def run_experiment(
         reason = f"the synthetic set ({', '.join(map(str, synthetic_h5))}) holds no records"
         if out_model is not None:
             save_checkpoint({"model": model.state_dict(), "config": asdict(config), "classes": classes,
-                             "n_leads": int(train["x"].shape[1]), "not_trained": reason}, out_model)
+                             "n_leads": n_leads, "not_trained": reason}, out_model)
         return _untrained_run(out_metrics, experiment, meta, seed, config, test, extra, reason)
     if len(y) == 0 and experiment not in ("finetune", "scratch"):
         raise PipelineError(f"{real_h5}: no training records for the {experiment} experiment")
@@ -183,7 +197,7 @@ def run_experiment(
             metrics["by_source"][source]["test_records_sha256"] = records_digest(test["record_id"][part])
     if experiment == "real":  # the floor of predicting the training split's largest class for every record
         majority = np.zeros_like(probabilities)
-        majority[:, np.bincount(train["y"], minlength=len(classes)).argmax()] = 1.0
+        majority[:, np.bincount(train_y, minlength=len(classes)).argmax()] = 1.0
         floor = classification_metrics(test["y"], majority, classes)
         metrics["majority_class_baseline"] = {key: floor[key] for key in ("macro_f1", "macro_auroc", "accuracy", "balanced_accuracy")}
     metrics.update(fit_summary)
@@ -194,7 +208,7 @@ def run_experiment(
     })
     if out_model is not None:
         save_checkpoint({"model": model.state_dict(), "config": asdict(config), "classes": classes,
-                         "n_leads": int(train["x"].shape[1])}, out_model)
+                         "n_leads": n_leads}, out_model)
     write_json_atomically(metrics, out_metrics)
     return metrics
 

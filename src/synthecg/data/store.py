@@ -230,15 +230,57 @@ def load_split(path: str | Path, split: str, normalised: bool = False) -> dict[s
     """Read one split into memory: x [N, 12, T] float32 (mV, or normalised per lead), y,
     record_id, patient_id and source."""
     with open_store(path) as handle:
-        if split not in handle:
-            raise PipelineError(f"{path}: has no split {split!r} (it has {sorted(handle)})")
-        group = handle[split]
+        group = _split(handle, path, split)
         data = {"x": group["x"][...], "y": group["y"][...]}
         for name in ("record_id", "patient_id", "source"):
             data[name] = group[name].asstr()[...] if name in group else np.array([], dtype=object)
         if normalised:
-            data["x"] = normalise(data["x"], handle.attrs)
+            normalise(data["x"], handle.attrs, out=data["x"])  # in place: no second copy of the split
     return data
+
+
+def _split(handle: h5py.File, path: str | Path, split: str) -> h5py.Group:
+    if split not in handle:
+        raise PipelineError(f"{path}: has no split {split!r} (it has {sorted(handle)})")
+    return handle[split]
+
+
+def load_labels(path: str | Path, split: str) -> np.ndarray:
+    """The labels of one split, without its records."""
+    with open_store(path) as handle:
+        return _split(handle, path, split)["y"][...]
+
+
+READ_BLOCK = 1024  # records decompressed at a time when reading a selection of a split
+
+
+def load_rows(path: str | Path, split: str, rows: np.ndarray, normalised: bool = False,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Records `rows` (indices into the split, in any order) as float32 [len(rows), 12, T], mV or
+    normalised, into `out` if given. Memory is the selection plus one block of READ_BLOCK records,
+    whatever the file's size: a job that judges a few hundred records of a set of 100,000 holds
+    those, not the set. Blocks with few selected records are read record by record (one chunk each)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    with open_store(path) as handle:
+        x = _split(handle, path, split)["x"]
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(x)):
+            raise PipelineError(f"{path}: rows up to {rows.max()} asked of split {split!r}, which holds {len(x)}")
+        if out is None:
+            out = np.empty((len(rows), *x.shape[1:]), np.float32)
+        order = np.argsort(rows, kind="stable")
+        for start in range(0, len(x), READ_BLOCK):
+            lo, hi = np.searchsorted(rows[order], [start, start + READ_BLOCK])
+            if lo == hi:
+                continue
+            wanted = order[lo:hi]
+            if hi - lo >= READ_BLOCK // 8:
+                out[wanted] = x[start : start + READ_BLOCK][rows[wanted] - start]
+            else:
+                for i in wanted:
+                    out[i] = x[rows[i]]
+        if normalised:
+            normalise(out, handle.attrs, out=out)
+    return out
 
 
 def records_digest(record_ids) -> str:
@@ -253,10 +295,14 @@ def _norm(meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
             np.asarray(meta["norm_std"], np.float32)[None, :, None])
 
 
-def normalise(x_mv: np.ndarray, meta: Mapping) -> np.ndarray:
-    """Records in mV [N, leads, T] -> normalised with the real set's statistics (`meta`: its metadata)."""
+def normalise(x_mv: np.ndarray, meta: Mapping, out: np.ndarray | None = None) -> np.ndarray:
+    """Records in mV [N, leads, T] -> normalised with the real set's statistics (`meta`: its
+    metadata); `out=x_mv` normalises in place (the same float32 values)."""
     mean, std = _norm(meta)
-    return (x_mv - mean) / std
+    if out is None:
+        return (x_mv - mean) / std
+    np.subtract(x_mv, mean, out=out)
+    return np.divide(out, std, out=out)
 
 
 def to_millivolts(x_normalised: np.ndarray, meta: Mapping) -> np.ndarray:
@@ -265,15 +311,37 @@ def to_millivolts(x_normalised: np.ndarray, meta: Mapping) -> np.ndarray:
     return x_normalised * std + mean
 
 
-def load_synthetic(paths: Sequence[Path], real_meta: Mapping) -> tuple[np.ndarray, np.ndarray]:
-    """The union of synthetic sets (stored in mV), normalised with the real set's training statistics."""
-    xs, ys = [], []
+def load_synthetic(paths: Sequence[Path], real_meta: Mapping, rows: np.ndarray | None = None,
+                   out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The union of synthetic sets (stored in mV), normalised with the real set's training
+    statistics: (x, y). `rows` (indices into the files concatenated in order; `synthetic_labels`
+    gives their labels) reads only those records, in that order; `out` is where x goes. Memory:
+    the records returned and one block, never a second copy."""
+    labels = synthetic_labels(paths, real_meta)
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
+    leads, samples = len(real_meta["leads"]), round(real_meta["fs"] * real_meta["seconds"])
+    if out is None:
+        out = np.empty((len(rows), leads, samples), np.float32)
+    offset = 0
+    for path in paths:
+        size = metadata(path)["splits"]["synthetic"]
+        mine = np.flatnonzero((rows >= offset) & (rows < offset + size))
+        if len(mine) and mine[-1] - mine[0] + 1 == len(mine):  # a run of `out`: read straight into it
+            load_rows(path, "synthetic", rows[mine] - offset, out=out[mine[0] : mine[-1] + 1])
+        elif len(mine):
+            out[mine] = load_rows(path, "synthetic", rows[mine] - offset)
+        offset += size
+    return normalise(out, real_meta, out=out), labels[rows]
+
+
+def synthetic_labels(paths: Sequence[Path], real_meta: Mapping) -> np.ndarray:
+    """The labels of synthetic sets concatenated in order, each set checked against the real data's
+    classes, leads, rate and length."""
+    labels = []
     for path in paths:
         meta = metadata(path)
         for key in ("classes", "leads", "fs", "seconds"):
             if meta[key] != real_meta[key]:
                 raise PipelineError(f"{path}: its {key} {meta[key]} differ from the real data's {real_meta[key]}")
-        part = load_split(path, "synthetic")
-        xs.append(normalise(part["x"], real_meta))
-        ys.append(part["y"])
-    return np.concatenate(xs), np.concatenate(ys)
+        labels.append(load_labels(path, "synthetic"))
+    return np.concatenate(labels) if labels else np.zeros(0, np.int64)
