@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from synthecg.data.store import normalise, to_millivolts
-from synthecg.evaluation.privacy import exact_copies, median_beats, membership, nearest, nearest_distances
+from synthecg.evaluation.privacy import (
+    COPY_RTOL,
+    CopyIndex,
+    exact_copies,
+    median_beats,
+    membership,
+    nearest,
+    nearest_distances,
+)
 from synthecg.generators.timediffusion import TimeDiffusion, TimeDiffusionConfig
 
 CLASSES = ["SR", "SB", "AFIB", "GSVT"]
@@ -42,6 +50,26 @@ def test_exact_copies_of_real_records_are_found_after_float32_round_trips(real):
     assert nearest_distances(train[source], train).max() == 0.0  # recomputed exactly, no expansion residue
     unseen = x[np.concatenate([split["holdout"], split["queries"]])]
     assert not exact_copies(unseen, train).any()  # distinct real records are never copies
+
+
+def test_the_copy_index_agrees_with_all_pairs_at_the_tolerance_edge():
+    """Queries perturbed to just inside and just outside rtol·‖r‖ of a reference, plus unrelated
+    ones: the index (sorted projections, then exact distances) calls exactly those all pairs call."""
+    rng = np.random.default_rng(0)
+    references = rng.normal(size=(400, 3, 50)).astype(np.float32)
+    references[::7] *= 5  # some records much larger: the window must allow their wider bounds
+    source = rng.choice(len(references), 60)
+    direction = rng.normal(size=(60, 3, 50))
+    direction /= np.linalg.norm(direction.reshape(60, -1), axis=1)[:, None, None]
+    norms = np.linalg.norm(references[source].reshape(60, -1).astype(np.float64), axis=1)[:, None, None]
+    scale = np.where(np.arange(60) % 2 == 0, 0.9, 1.1)[:, None, None]  # inside, outside
+    near = references[source] + scale * COPY_RTOL * norms * direction
+    queries = np.concatenate([near, rng.normal(size=(40, 3, 50))])
+    flat_q, flat_r = queries.reshape(len(queries), -1), references.reshape(len(references), -1).astype(np.float64)
+    distances = np.sqrt(((flat_q[:, None] - flat_r[None]) ** 2).sum(-1))
+    brute = (distances <= COPY_RTOL * np.linalg.norm(flat_r, axis=1)[None]).any(1)
+    assert brute[:60:2].all() and not brute[1:60:2].any() and not brute[60:].any()
+    np.testing.assert_array_equal(CopyIndex(references, block=64).copies(queries), brute)
 
 
 def test_nearest_distances_agree_with_brute_force():
