@@ -31,7 +31,15 @@ import torch
 
 from synthecg.classifier.experiments import load_classifier
 from synthecg.classifier.training import predict_probabilities
-from synthecg.data.store import load_split, load_synthetic, metadata, to_millivolts
+from synthecg.data.store import (
+    load_labels,
+    load_rows,
+    load_split,
+    load_synthetic,
+    metadata,
+    synthetic_labels,
+    to_millivolts,
+)
 from synthecg.errors import PipelineError
 from synthecg.evaluation import privacy
 from synthecg.evaluation.closeness import (
@@ -62,6 +70,10 @@ from synthecg.io import write_json_atomically
 REFERENCE = ("val", "test")  # real records unseen by generator and embedder (see the module docstring)
 CNN_DRAWS = 5  # each draw trains four small CNNs (two folds, value and floor); its floor's spread is binomial
 MAX_PRIVACY_QUERIES = 2000  # synthetic records the DCR statistics use (exact copies: all of them)
+# Synthetic records per class the closeness measures read (a seeded sample where a class has
+# more; exact copies are sought among all): at the releases' size a set holds ~100,000 records,
+# and embedding and scoring every one per seed would cost more than the study's own classifiers.
+MAX_SYNTHETIC_PER_CLASS = 5000
 
 
 @torch.no_grad()
@@ -128,10 +140,12 @@ def classifier_measures(model, meta: dict, test: dict, synthetic_x: np.ndarray, 
     }
 
 
-def privacy_measures(synthetic_x: np.ndarray, train_x: np.ndarray, heldout_x: np.ndarray, fs: int) -> dict:
-    """Exact copies of training records (all synthetic records, raw signals) and the DCR statistics on
-    median beats against their permutation null."""
-    copies = privacy.exact_copies(synthetic_x, train_x)
+def privacy_measures(synthetic_x: np.ndarray, train_x: np.ndarray, heldout_x: np.ndarray, fs: int,
+                     copies: np.ndarray | None = None) -> dict:
+    """Exact copies of training records (all synthetic records, raw signals; `copies` if already
+    sought, per record of the whole set) and the DCR statistics on median beats against their
+    permutation null."""
+    copies = privacy.exact_copies(synthetic_x, train_x) if copies is None else copies
     report = {"representation": f"median beats, {privacy.BEAT_WINDOW_S[0]:g} to {privacy.BEAT_WINDOW_S[1]:g} s "
                                 "around each QRS, normalised units",
               "exact_copies": {"value": int(copies.sum()), "floor": 0, "n": len(copies)}}
@@ -141,6 +155,15 @@ def privacy_measures(synthetic_x: np.ndarray, train_x: np.ndarray, heldout_x: np
         beats = [privacy.median_beats(x, fs) for x in (queries, train_x, heldout_x)]
         report |= privacy.membership(*beats)
     return report
+
+
+def copies_of_training(synthetic_h5: Sequence[Path], meta: Mapping, train_x: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Per record of the synthetic sets (in order), whether it copies a training record: every
+    record, read a block at a time against one index of the training records."""
+    index = privacy.CopyIndex(train_x)
+    total = len(synthetic_labels(synthetic_h5, meta))
+    return np.concatenate([index.copies(load_synthetic(synthetic_h5, meta, rows=np.arange(i, min(i + block, total)))[0])
+                           for i in range(0, total, block)]) if total else np.zeros(0, bool)
 
 
 def privacy_flag(report: dict) -> str:
@@ -178,7 +201,9 @@ def compute_fidelity(
     train, test = splits.get("train", empty), splits.get("test", empty)
     heldout = tuple(np.concatenate([splits.get(s, empty)[key] for s in REFERENCE]) for key in ("x", "y"))
     heldout_x = heldout[0]
-    synthetic_x, synthetic_y = load_synthetic(synthetic_h5, meta)
+    all_synthetic_y = synthetic_labels(synthetic_h5, meta)
+    measured = _per_class_subset(all_synthetic_y, MAX_SYNTHETIC_PER_CLASS, np.random.default_rng(0))
+    synthetic_x, synthetic_y = load_synthetic(synthetic_h5, meta, rows=measured)
     if len(synthetic_x) < 2 or len(train["x"]) < 2:
         raise PipelineError(f"{real_h5}: closeness needs at least two real and two synthetic records")
     by_seed = {}
@@ -192,9 +217,9 @@ def compute_fidelity(
     real_rhythm = pd.concat([read_split_rhythm(table, split, len(part["y"]), real_rhythm_csv)
                              for split, part in splits.items()], ignore_index=True)
     real_y = np.concatenate([part["y"] for part in splits.values()])
-    keep, synthetic_rhythm = read_synthetic_rhythms(synthetic_rhythm_csv, synthetic_y)
-    heart_rate = heart_rate_by_class(real_rhythm, real_y, synthetic_rhythm, synthetic_y[keep], meta["classes"])
-    for name, floored in rate_against_floor(real_rhythm, real_y, synthetic_rhythm, synthetic_y[keep],
+    keep, synthetic_rhythm = read_synthetic_rhythms(synthetic_rhythm_csv, all_synthetic_y)
+    heart_rate = heart_rate_by_class(real_rhythm, real_y, synthetic_rhythm, all_synthetic_y[keep], meta["classes"])
+    for name, floored in rate_against_floor(real_rhythm, real_y, synthetic_rhythm, all_synthetic_y[keep],
                                             meta["classes"]).items():
         heart_rate[name]["against_floor"] = floored
     report = {
@@ -203,14 +228,16 @@ def compute_fidelity(
         "classes": meta["classes"],
         "reference": "+".join(REFERENCE),
         "n_real": {"train": int(len(train["x"])), "reference": int(len(heldout_x))},
-        "n_synthetic": int(len(synthetic_x)),
+        "n_synthetic": int(len(all_synthetic_y)),
+        "n_synthetic_measured": int(len(measured)),  # the per-class sample the closeness measures read
         "draws": {"embedding_and_signal": DRAWS, "cnn": CNN_DRAWS},
         "by_seed": by_seed,
         "signals": signals,
-        "privacy": privacy_measures(synthetic_x, train["x"], heldout_x, meta["fs"]),
+        "privacy": privacy_measures(synthetic_x, train["x"], heldout_x, meta["fs"],
+                                    copies=copies_of_training(synthetic_h5, meta, train["x"])),
         "heart_rate_bpm": heart_rate,
         "rhythm": {"real": rhythm_by_class(real_rhythm, real_y, meta["classes"]),
-                   "synthetic": rhythm_by_class(synthetic_rhythm, synthetic_y[keep], meta["classes"])},
+                   "synthetic": rhythm_by_class(synthetic_rhythm, all_synthetic_y[keep], meta["classes"])},
     }
     write_json_atomically(report, out_json)
     return report
@@ -225,17 +252,16 @@ def embedding_2d(real_h5: Path, synthetic_h5: Sequence[Path], real_model: Path, 
     from sklearn.decomposition import PCA
 
     meta = metadata(real_h5)
-    train = load_split(real_h5, "train", normalised=True)
-    synthetic_x, synthetic_y = load_synthetic(synthetic_h5, meta)
+    train_y, synthetic_y = load_labels(real_h5, "train"), synthetic_labels(synthetic_h5, meta)
     model = load_classifier(real_model)
     rng = np.random.default_rng(0)
-    keep_real = np.sort(rng.permutation(len(train["x"]))[:max_records])
-    keep_synthetic = np.sort(rng.permutation(len(synthetic_x))[:max_records])
-    real_embedding = embed(model, train["x"][keep_real])
-    synthetic_embedding = embed(model, synthetic_x[keep_synthetic])
+    keep_real = np.sort(rng.permutation(len(train_y))[:max_records])
+    keep_synthetic = np.sort(rng.permutation(len(synthetic_y))[:max_records])
+    real_embedding = embed(model, load_rows(real_h5, "train", keep_real, normalised=True))
+    synthetic_embedding = embed(model, load_synthetic(synthetic_h5, meta, rows=keep_synthetic)[0])
     pca = PCA(n_components=2).fit(real_embedding)
     points = np.concatenate([pca.transform(real_embedding), pca.transform(synthetic_embedding)])
-    labels = np.concatenate([train["y"][keep_real], synthetic_y[keep_synthetic]])
+    labels = np.concatenate([train_y[keep_real], synthetic_y[keep_synthetic]])
     return pd.DataFrame({
         "pc1": points[:, 0],
         "pc2": points[:, 1],
@@ -253,9 +279,10 @@ def synthetic_rhythms(real_h5: Path, synthetic_h5: Sequence[Path], max_per_class
     reader's time (~60 ms a record) whatever the sampling ratio.
     """
     meta = metadata(real_h5)
-    x, y = load_synthetic(synthetic_h5, meta)
+    y = synthetic_labels(synthetic_h5, meta)
     keep = _per_class_subset(y, max_per_class, np.random.default_rng(0))
-    rhythm = analyse_records(to_millivolts(x[keep], meta), meta["fs"], meta["leads"])
+    x, _ = load_synthetic(synthetic_h5, meta, rows=keep)  # those records only, not the set
+    rhythm = analyse_records(to_millivolts(x, meta), meta["fs"], meta["leads"])
     return rhythm.assign(record=keep, label=y[keep])[["record", "label", *COLUMNS]]
 
 
@@ -287,10 +314,10 @@ def write_generator_quality(real_h5: Path, synthetic_h5: Path, real_rhythm_csv: 
         meta["fs"], meta["leads"], train_mv=real["train"]["x"], train_y=real["train"]["y"],
         rhythms={"heldout": pd.concat([rhythm[s] for s in heldout], ignore_index=True), "train": rhythm["train"]},
     )
-    synthetic = load_split(synthetic_h5, "synthetic")
-    keep, synthetic_rhythm = read_synthetic_rhythms(synthetic_rhythm_csv, synthetic["y"])
-    report = generator_quality(synthetic["x"][keep], synthetic["y"][keep], reference, meta["classes"], meta["fs"],
-                               meta["leads"], synthetic_rhythm=synthetic_rhythm)
+    synthetic_y = load_labels(synthetic_h5, "synthetic")
+    keep, synthetic_rhythm = read_synthetic_rhythms(synthetic_rhythm_csv, synthetic_y)
+    report = generator_quality(load_rows(synthetic_h5, "synthetic", keep), synthetic_y[keep], reference, meta["classes"],
+                               meta["fs"], meta["leads"], synthetic_rhythm=synthetic_rhythm)
     report = {"dataset": meta["dataset"], "generator": metadata(synthetic_h5)["generator"], **report}
     write_json_atomically(report, out_json)
     return report

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from synthecg.data.store import STANDARD_LEADS, load_split, metadata
+from synthecg.data.store import STANDARD_LEADS, load_labels, load_rows, metadata
 from synthecg.evaluation.tables import REAL_ONLY, SCRATCH, format_mean_std, read_json
 from synthecg.io import partial_path
 
@@ -154,22 +154,23 @@ def fidelity_heatmap(summary: pd.DataFrame, path: Path) -> None:
 def sample_grid(real_h5: Path, synthetic_h5: Path, path: Path, seed: int = 0) -> None:
     """For each class, one real training record beside one synthetic record: 12 stacked leads in mV."""
     meta = metadata(real_h5)
-    real = load_split(real_h5, "train")
-    synthetic = load_split(synthetic_h5, "synthetic")
+    # Labels only, then the one record drawn per panel: a set of 100,000 records is never held.
+    sets = [("real", real_h5, "train"), (metadata(synthetic_h5)["generator"], synthetic_h5, "synthetic")]
+    labels = {h5: load_labels(h5, split) for _, h5, split in sets}
     rng = np.random.default_rng(seed)
     classes = meta["classes"]
     figure, axes = plt.subplots(len(classes), 2, figsize=(10, 3.2 * len(classes)), sharex=True, squeeze=False)
-    time = np.arange(real["x"].shape[-1]) / meta["fs"]
+    time = np.arange(round(meta["fs"] * meta["seconds"])) / meta["fs"]
     for row, name in enumerate(classes):
-        for column, (label, part) in enumerate([("real", real), (metadata(synthetic_h5)["generator"], synthetic)]):
+        for column, (label, h5, split) in enumerate(sets):
             axis = axes[row, column]
-            pool = np.flatnonzero(part["y"] == row)
+            pool = np.flatnonzero(labels[h5] == row)
             axis.set_title(f"{name}: {label}", fontsize=9)
             axis.set_yticks([])
             if not len(pool):
                 axis.text(0.5, 0.5, "no record of this class", ha="center", va="center", transform=axis.transAxes)
                 continue
-            record = part["x"][rng.choice(pool)]
+            record = load_rows(h5, split, [rng.choice(pool)])[0]
             offsets = -2.0 * np.arange(len(record))  # 2 mV between leads
             axis.plot(time, record.T + offsets, color="tab:blue" if column == 0 else "tab:red", linewidth=0.6)
             axis.set_yticks(offsets, STANDARD_LEADS, fontsize=6)
