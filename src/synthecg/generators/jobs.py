@@ -83,7 +83,10 @@ def fit_generator(
     generated = list(LEAD_CHOICES[leads])
     train_set = load_split(real_h5, "train", normalised=True)
     keep = np.isin(train_set["y"], [classes.index(c) for c in kept])
-    train_x = train_set["x"][keep][:, lead_indices(generated, meta["leads"])]
+    # Copied only where a class or lead is left out: at the releases' size a copy is gigabytes.
+    train_x = train_set["x"] if keep.all() else train_set["x"][keep]
+    if list(generated) != list(meta["leads"]):
+        train_x = train_x[:, lead_indices(generated, meta["leads"])]
     torch_device = pick_device(device)
     torch.manual_seed(seed)  # the initial weights
     model = build(name, config, len(classes), len(generated), train_x.shape[2], meta["fs"])
