@@ -18,6 +18,7 @@ rule classifier_real:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="real",
         classifier=config["classifier"],
@@ -44,6 +45,7 @@ rule classifier_augment:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="augment",
         replicate=replicate_of,
@@ -72,6 +74,7 @@ rule classifier_synthetic:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="synthetic",
         replicate=replicate_of,
@@ -99,6 +102,7 @@ rule classifier_finetune:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="finetune",
         replicate=replicate_of,
@@ -126,6 +130,7 @@ rule classifier_shuffled:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="shuffled",
         classifier=config["classifier"],
@@ -149,6 +154,7 @@ rule classifier_classical:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="classical",
         generator="classical",
@@ -177,6 +183,7 @@ rule classifier_balance:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="balance",
         replicate=replicate_of,
@@ -202,6 +209,7 @@ rule classifier_scratch:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
+        mem_mb=CLASSIFIER_MEMORY,
     params:
         experiment="scratch",
         classifier=config["classifier"],

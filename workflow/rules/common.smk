@@ -64,6 +64,30 @@ def preprocess_mem_mb(wildcards, threads):
     return 1000 + 300 * threads
 
 
+def memory_for(*inputs, base_mb, per_mb=2.0):
+    """mem_mb of a job that holds the records of its named `inputs` (those the rule has) in
+    memory: `base_mb` (Python, torch, working arrays) plus `per_mb` per MB of those HDF5 files,
+    whose float32 records take ~1.4x their compressed size once read. Inputs not there yet count
+    0; Snakemake evaluates it again when it schedules the job. Checked at the releases' size by
+    benchmarks/scale_rehearsal.py --jobs (docs/benchmarks.md)."""
+
+    def mem_mb(wildcards, input):
+        named = [getattr(input, name) for name in inputs if hasattr(input, name)]
+        files = [
+            f for item in named for f in ([item] if isinstance(item, str) else item)
+        ]
+        return int(
+            base_mb
+            + per_mb * sum(os.path.getsize(f) for f in files if os.path.exists(f)) / 1e6
+        )
+
+    return mem_mb
+
+
+# A classifier run holds its real set (every split) and the synthetic records it trains on.
+CLASSIFIER_MEMORY = memory_for("real", "synthetic", base_mb=1500)
+
+
 wildcard_constraints:
     source="|".join(SOURCE_DATASETS),
     dataset="|".join(DATASETS),

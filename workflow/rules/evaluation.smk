@@ -34,6 +34,8 @@ rule merged_rhythm:
         "results/benchmarks/quality/merged/real_rhythm.tsv"
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,  # two tables of a row a record
     script:
         "../scripts/merged_rhythm.py"
 
@@ -51,6 +53,8 @@ rule synthetic_rhythm:
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        mem_mb=1000,  # the labels and the records read: at most max_per_class a class
     params:
         max_per_class=200,  # records read per class (~60 ms each), whatever the sampling ratio
     script:
@@ -72,6 +76,8 @@ rule generator_quality:
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        mem_mb=memory_for("real", base_mb=1500),  # the real records in mV, a few hundred synthetic ones
     script:
         "../scripts/generator_quality.py"
 
@@ -93,6 +99,10 @@ rule fidelity_report:
     conda:
         "../../envs/torch.yaml"
     threads: 1
+    resources:
+        # The real records normalised, a per-class sample of synthetic ones, and the training
+        # records' median beats; the copy search streams the synthetic sets.
+        mem_mb=memory_for("real", base_mb=2500),
     params:
         seeds=EXPERIMENTS["seeds"],
     script:
@@ -118,6 +128,8 @@ rule plot_embedding:
         "results/benchmarks/plots/embedding/{dataset}/{generator}.tsv"
     conda:
         "../../envs/torch.yaml"
+    resources:
+        mem_mb=1500,  # max_records of each side, read by rows
     params:
         max_records=2000,
     script:

@@ -60,6 +60,7 @@ rule sample_synthetic:
     resources:
         gpu=GENERATOR_GPU,
         gpu_slots=GENERATOR_GPU_SLOTS,
+        mem_mb=2000,  # the model and a batch; records are written as they are drawn
     params:
         per_class=config["sampling"]["per_class"],
         ratio_to_real=config["sampling"]["ratio_to_real"],
@@ -91,6 +92,7 @@ rule sample_curated:
     resources:
         gpu=GENERATOR_GPU,
         gpu_slots=GENERATOR_GPU_SLOTS,
+        mem_mb=2000,  # the model and a batch; records are written as they are drawn
     params:
         per_class=config["sampling"]["per_class"],
         ratio_to_real=config["sampling"]["ratio_to_real"],

@@ -64,6 +64,8 @@ rule summarise_tables:
         "results/benchmarks/tables.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=2000,  # 733 MB over the paper grid's 705 runs (benchmarks/tables_at_scale.py)
     params:
         primary=config["experiments"]["primary_comparisons"],
     script:
@@ -87,6 +89,8 @@ rule plot_transfer:
         "results/benchmarks/plots/transfer.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
     params:
         metric="macro_f1",
     script:
@@ -110,6 +114,8 @@ rule plot_augmentation:
         "results/benchmarks/plots/augmentation.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
     params:
         metric="macro_f1",
     script:
@@ -133,6 +139,8 @@ rule plot_confusion:
         "results/benchmarks/plots/confusion/{dataset}.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
     params:
         generators=GENERATORS,
     script:
@@ -156,6 +164,8 @@ rule plot_fidelity:
         "results/benchmarks/plots/fidelity.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
     script:
         "../scripts/plot_fidelity.py"
 
@@ -178,6 +188,8 @@ rule plot_samples:
         "results/benchmarks/plots/samples/{source}/{generator}.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,  # labels, and one record a panel
     params:
         seed=config["seed"],
     script:
@@ -201,6 +213,8 @@ rule plot_generator_loss:
         "results/benchmarks/plots/generator_loss.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
     params:
         sources=SOURCE_DATASETS,
         generators=GENERATORS,
@@ -225,5 +239,7 @@ rule plot_heart_rate:
         "results/benchmarks/plots/heart_rate.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
     script:
         "../scripts/plot_heart_rate.py"
