@@ -135,7 +135,7 @@ def replaced_measures(train_x, heldout_x, meta, model) -> dict:
         excess.append(float((to_train < to_holdout).mean() - len(train_x) / (len(train_x) + len(h))))
         distances = privacy.pairwise_distances(beats_heldout[q], np.concatenate([beats_train, beats_heldout[h]]))
         share.append(privacy.dcr_statistics(distances, np.arange(len(train_x)),
-                                            np.arange(len(train_x), len(train_x) + len(h)), rng)[0])
+                                            np.arange(len(train_x), len(train_x) + len(h)))[0])
     # PTB-XL's folds 9-10 (val, test) hold only cardiologist-validated records: how far does that move
     # the share of real *training-distributed* records the generator never saw (training records held
     # out of the pool)? A generator of the training distribution would read about this, not 0.5.
@@ -146,7 +146,7 @@ def replaced_measures(train_x, heldout_x, meta, model) -> dict:
         _, h = stratified_halves(np.zeros(len(heldout_x), int), seed)
         distances = privacy.pairwise_distances(beats_train[q], np.concatenate([beats_train[rest], beats_heldout[h]]))
         shifted_share.append(privacy.dcr_statistics(distances, np.arange(len(rest)),
-                                                    np.arange(len(rest), len(rest) + len(h)), rng)[0])
+                                                    np.arange(len(rest), len(rest) + len(h)))[0])
     embedded = lambda x: np.concatenate([model.embed(torch.from_numpy(x[i:i + 256])).detach().numpy()  # noqa: E731
                                          for i in range(0, len(x), 256)])
     same = np.random.default_rng(1).normal(size=(4000, 128))

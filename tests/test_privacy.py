@@ -9,6 +9,7 @@ from synthecg.data.store import normalise, to_millivolts
 from synthecg.evaluation.privacy import (
     COPY_RTOL,
     CopyIndex,
+    dcr_statistics,
     exact_copies,
     median_beats,
     membership,
@@ -70,6 +71,20 @@ def test_the_copy_index_agrees_with_all_pairs_at_the_tolerance_edge():
     brute = (distances <= COPY_RTOL * np.linalg.norm(flat_r, axis=1)[None]).any(1)
     assert brute[:60:2].all() and not brute[1:60:2].any() and not brute[60:].any()
     np.testing.assert_array_equal(CopyIndex(references, block=64).copies(queries), brute)
+
+
+def test_dcr_statistics_are_the_expectations_over_training_subsamples():
+    """The closed forms against drawing the subsamples: 20,000 training subsamples of the holdout's
+    size, the share and tail share counted on each (ties and copies at distance 0 included)."""
+    rng = np.random.default_rng(0)
+    distances = rng.gamma(4.0, size=(30, 60)).round(1)  # rounded: ties between columns
+    distances[:5, :3] = 0.0  # copies of training records
+    train, holdout = np.arange(45), np.arange(45, 60)
+    to_holdout = distances[:, holdout].min(1)
+    threshold = np.percentile(to_holdout, 5)
+    drawn = np.array([[(nearest < to_holdout).mean(), (nearest < threshold).mean()]
+                      for nearest in (distances[:, rng.choice(train, 15, replace=False)].min(1) for _ in range(20_000))])
+    np.testing.assert_allclose(dcr_statistics(distances, train, holdout), drawn.mean(0), atol=0.003)
 
 
 def test_nearest_distances_agree_with_brute_force():

@@ -39,7 +39,6 @@ COPY_RTOL = 1e-4  # a copy is within this share of the training record's norm; f
 BEAT_WINDOW_S = (-0.25, 0.45)  # around each QRS: the P wave before, the T wave after
 PERMUTATIONS = 500
 PERCENTILE = 5
-SUBSAMPLES = 8  # training subsamples the percentile is averaged over (the share needs none: closed form)
 
 
 # -- nearest records ---------------------------------------------------------------------------
@@ -158,27 +157,34 @@ def median_beats(x: np.ndarray, fs: int, window_s: tuple[float, float] = BEAT_WI
 
 
 # -- distance to closest record against its permutation null -------------------------------------
-def dcr_statistics(distances: np.ndarray, train: np.ndarray, holdout: np.ndarray, rng: np.random.Generator,
-                   subsamples: int = SUBSAMPLES) -> tuple[float, float]:
+def dcr_statistics(distances: np.ndarray, train: np.ndarray, holdout: np.ndarray,
+                   sorted_rows: np.ndarray | None = None) -> tuple[float, float]:
     """(dcr_share, dcr_tail_share) of queries, given their distances to a pool of real records
-    [queries, pool] and which pool columns are training and which held-out records.
+    [queries, pool] and which pool columns are training and which held-out records;
+    `sorted_rows` is `distances` sorted along each row, if at hand (a permutation test reuses it).
 
-    The share is the expectation over training subsamples of the holdout's size, in closed form:
-    a query with k training records nearer than its nearest held-out one keeps them all out of a
-    subsample of h of n with probability C(n − k, h) / C(n, h). The tail share (queries nearer a
-    training record than the 5th percentile of the queries' held-out DCRs) is averaged over
-    `subsamples` drawn subsamples.
+    Both are expectations over training subsamples of the holdout's size, in closed form: a query
+    with k training records nearer than a distance d keeps them all out of a subsample of h of n
+    with probability C(n − k, h) / C(n, h). The share takes d = the query's nearest held-out
+    record; the tail share (queries nearer a training record than the 5th percentile of the
+    queries' held-out DCRs) takes d = that percentile. Counting k on sorted rows costs a binary
+    search a query, so a test of 500 re-splits stays linear in the pool.
     """
     n, h = len(train), len(holdout)
-    to_holdout = distances[:, holdout].min(1)
-    k = (distances < to_holdout[:, None]).sum(1)  # no held-out column is nearer than their minimum
-    with np.errstate(invalid="ignore"):
-        log_miss = gammaln(n - k + 1) - gammaln(n - k - h + 1) - gammaln(n + 1) + gammaln(n - h + 1)
-    share = float((1 - np.where(n - k >= h, np.exp(log_miss), 0.0)).mean())
+    rows = np.sort(distances, axis=1) if sorted_rows is None else sorted_rows
+    to_holdout_all = distances[:, holdout]
+    to_holdout = to_holdout_all.min(1)
+    below = lambda values: np.array([np.searchsorted(row, value) for row, value in zip(rows, values)])  # noqa: E731 - pool entries < value, per query
+    k = below(to_holdout)  # no held-out column is nearer than their minimum: all k are training records
     threshold = np.percentile(to_holdout, PERCENTILE)
-    tail = np.mean([(distances[:, rng.choice(train, h, replace=False)].min(1) < threshold).mean()
-                    for _ in range(subsamples)])
-    return share, float(tail)
+    k_tail = below(np.full(len(rows), threshold)) - (to_holdout_all < threshold).sum(1)
+
+    def kept_out(k):  # C(n − k, h) / C(n, h): a subsample of h misses all k
+        with np.errstate(invalid="ignore"):
+            log_miss = gammaln(n - k + 1) - gammaln(n - k - h + 1) - gammaln(n + 1) + gammaln(n - h + 1)
+        return np.where(n - k >= h, np.exp(log_miss), 0.0)
+
+    return float((1 - kept_out(k)).mean()), float((1 - kept_out(k_tail)).mean())
 
 
 def membership(queries: np.ndarray, train: np.ndarray, holdout: np.ndarray, permutations: int = PERMUTATIONS,
@@ -196,11 +202,12 @@ def membership(queries: np.ndarray, train: np.ndarray, holdout: np.ndarray, perm
         holdout = holdout[np.sort(rng.permutation(len(holdout))[: len(train)])]
     n, h = len(train), len(holdout)
     distances = pairwise_distances(queries, np.concatenate([train, holdout]))
-    observed = dcr_statistics(distances, np.arange(n), np.arange(n, n + h), rng)
+    sorted_rows = np.sort(distances, axis=1)  # once: every re-split counts on it
+    observed = dcr_statistics(distances, np.arange(n), np.arange(n, n + h), sorted_rows)
     null = []
     for _ in range(permutations):
         order = rng.permutation(n + h)
-        null.append(dcr_statistics(distances, order[:n], order[n:], rng))
+        null.append(dcr_statistics(distances, order[:n], order[n:], sorted_rows))
     null = np.array(null)
     report = {"n_queries": len(queries), "n_train": n, "n_holdout": h, "permutations": permutations}
     sizes = {"n": h, "queries": len(queries)}  # per side: the training set is subsampled to the holdout's size
