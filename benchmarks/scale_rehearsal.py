@@ -24,6 +24,18 @@ with the table); delete it when done. Snakemake samples a job's memory (summed o
 tree: forked workers count their shared pages again in RSS, not in PSS) every 0.5 s for 15 s,
 then every 30 s, so a short peak in a long job can be missed.
 
+With `--jobs` (issue 21, item 2) it runs one job of every rule after the data stages at full data
+size, the models shrunk to a few steps (REHEARSAL_MODELS over the preset: its data, splits and
+sampling ratio unchanged), on the largest data each rule meets: every generator trained and
+sampled on both sources (the merged set's classifiers take both sources' synthetic records), the
+rhythm reader over every real record, and on the merged set each classifier arm once (its largest
+ratio and fraction) with the quality, closeness and plot jobs of DOWNSTREAM_GENERATOR. The data
+come from `--data-from`, an earlier rehearsal's workdir (its results/ hard-linked, its Snakemake
+metadata copied, so the data stages do not run again), or are made first:
+
+    nice -n 10 .venv/bin/python benchmarks/scale_rehearsal.py --mirror /tmp/mirror-quarter \
+        --workdir /tmp/jobs-quarter --jobs --data-from /tmp/rehearsal-quarter
+
 With `--resume-check` (issue 21, item 4) it runs `--target` uninterrupted in
 `--workdir`/uninterrupted (or takes `--reference`, an earlier rehearsal's workdir), then again in
 `--workdir`/resumed, killed (`--kill-signal`, default SIGINT as Ctrl-C sends it) once the
@@ -102,6 +114,67 @@ JOB_MEMORY_GOAL_MB = 12_000
 TRAINING_RULES = re.compile(r"train_generator|classifier_\w+")
 
 
+# The rehearsal's models (--jobs): every generator and the classifier shrunk to a few steps, so that a
+# job's time and memory are what the data cost it, not training. Sampling keeps the preset's count
+# (ratio_to_real), so the synthetic sets are full size; DiffWave samples in 2 steps instead of 50.
+# Two seeds: the closeness report reads every seed's real-only and synthetic-only classifiers.
+REHEARSAL_MODELS = {
+    "generators": {
+        "replicates": 1,
+        "training": {"checkpoint_every": 2, "log_every": 1},
+        "resources": {"threads": 2},
+        "diffwave": {"residual_layers": 2, "residual_channels": 8, "dilation_cycle": 2, "embedding_dim": 16,
+                     "diffusion_steps": 10, "sampling_steps": 2, "batch_size": 8, "steps": 3},
+        "timediffusion": {"hidden_channels": 8, "max_dilation_exponent": 3, "batch_size": 8, "steps": 3},
+        "timevqvae": {"batch_size": 8, "steps": 3, "prior_steps": 3, "init_channels": 4, "hidden_channels": 8,
+                      "n_resnet_blocks": 1, "prior_hidden_lf": 16, "prior_layers_lf": 1},
+    },
+    "classifier": {"filters": [8, 8, 8], "max_epochs": 1, "patience": 1},
+    "experiments": {"seeds": [0, 1], "threads": 2},
+}
+DOWNSTREAM_GENERATOR = "diffwave"
+
+
+def rehearsal_targets(config: dict) -> list[str]:
+    """One job of every rule after the data stages, each on the largest data it meets in `config`
+    (the preset with REHEARSAL_MODELS): the merged set's classifiers at the largest augmentation
+    ratio and fine-tuning fraction, the closeness and plot jobs of DOWNSTREAM_GENERATOR. The
+    aggregation over the whole grid (tables, the plots of cells.csv) is benchmarks/tables_at_scale.py's."""
+    sources, generators = config["datasets"], config["generators"]["names"]
+    dataset = "merged" if len(sources) > 1 else sources[0]
+    largest_source = "chapman" if "chapman" in sources else sources[0]
+    g = DOWNSTREAM_GENERATOR
+    ratio = max(config["experiments"]["augment_ratios"])
+    fraction = max(config["experiments"]["finetune_fractions"])
+    run = f"results/classifier/{dataset}/{{}}/seed0/metrics.json"
+    return [
+        f"results/quality/{dataset}/real_rhythm.csv",
+        *[f"results/synthetic/{source}/{name}/rep0.h5" for source in sources for name in generators],
+        f"results/quality/{largest_source}/{g}.json",
+        f"results/fidelity/{dataset}/{g}.json",
+        f"results/plots/embedding/{dataset}/{g}.png",
+        f"results/plots/samples/{largest_source}/{g}.png",
+        "results/plots/generator_loss.png",
+        *[run.format(cell) for cell in ("real/none/all", "shuffled/none/all", f"augment/{g}/r{ratio:g}",
+                                        f"augment/classical/r{ratio:g}", f"balance/{g}/all", f"synthetic/{g}/all",
+                                        f"finetune/{g}/f{fraction:g}", f"scratch/none/f{fraction:g}")],
+    ]
+
+
+def link_data(source: Path, workdir: Path) -> None:
+    """An earlier rehearsal's results/ hard-linked into `workdir` (no disk, nothing recomputed) and
+    its Snakemake metadata copied, so the data stages count as done with the same settings; a job
+    that rewrites a file replaces the link, never the earlier run's copy."""
+    source = source.resolve()
+    if not (source / "results/data").is_dir():
+        raise SystemExit(f"--data-from {source}: no results/data/ there; give an earlier rehearsal's workdir")
+    subprocess.run(["cp", "-al", str(source / "results"), str(workdir / "results")], check=True)
+    (workdir / ".snakemake").mkdir(exist_ok=True)
+    subprocess.run(["cp", "-a", str(source / ".snakemake/metadata"), str(workdir / ".snakemake/")], check=True)
+    for old in (workdir / "results/benchmarks").rglob("*.tsv"):  # the table is of this run's jobs
+        old.unlink()
+
+
 def slurm_resources() -> tuple[int | None, dict[str, int]]:
     """profiles/slurm's default mem_mb and any per-rule mem_mb of its set-resources."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
@@ -162,17 +235,18 @@ def job_table(workdir: Path, log_text: str) -> pd.DataFrame:
     for path in sorted((results / "benchmarks").rglob("*.tsv")):
         bench = pd.read_csv(path, sep="\t").iloc[-1]
         job = jobs[str(path.relative_to(workdir))]
-        rule, name = job["rule"], job["wildcards"].split("=")[-1] if job["wildcards"] else ""
-        if rule == "merge_datasets":
-            name = "merged"
+        rule = job["rule"]
+        wildcards = dict(pair.split("=", 1) for pair in job["wildcards"].split(", ") if "=" in pair)
+        dataset = "merged" if rule == "merge_datasets" else wildcards.get("source", wildcards.get("dataset", ""))
+        name = " ".join([dataset, *(v for k, v in wildcards.items() if k not in ("source", "dataset"))])
         outputs = [workdir / p for p in job["outputs"]]
         if rule == "download_dataset":  # the files lie in the cache, outside its outputs
-            outputs.append(results / "physionet/files" / SOURCES[name].path)
+            outputs.append(results / "physionet/files" / SOURCES[dataset].path)
         wall_s, max_rss_mb = float(bench["s"]), float(bench["max_rss"])
         rows.append(
             {
                 "job": f"{rule} {name}".strip(),
-                "records": sum(selected.values()) if name == "merged" else selected.get(name),
+                "records": sum(selected.values()) if dataset == "merged" else selected.get(dataset),
                 "threads": job["threads"],
                 "wall_s": round(wall_s, 1),
                 "cpu_s": round(float(bench.get("cpu_time", float("nan"))), 1),
@@ -185,7 +259,10 @@ def job_table(workdir: Path, log_text: str) -> pd.DataFrame:
                 "flags": flags(rule, wall_s, max_rss_mb, job["mem_mb"]),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):  # a job of no dataset (a plot over all of them) has no record count
+        table["records"] = table["records"].astype("Int64")
+    return table
 
 
 def disk_mb(path: Path) -> float:
@@ -196,23 +273,27 @@ def disk_mb(path: Path) -> float:
     return int(out.split()[0]) / 1024
 
 
-def snakemake_command(workdir: Path, target: str, cores: int) -> list[str]:
+def snakemake_command(workdir: Path, target: str | list[str], cores: int) -> list[str]:
     return [
         str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), target,
+        "--configfile", str(workdir / "config.yaml"), "--cores", str(cores),
+        *([target] if isinstance(target, str) else target),
     ]
 
 
-def prepare(workdir: Path, url: str, preset: Path) -> None:
-    """A new scratch workdir with config.yaml merged with `preset` and pointed at `url`."""
+def prepare(workdir: Path, url: str, preset: Path, overlay: dict | None = None) -> dict:
+    """A new scratch workdir with config.yaml merged with `preset` (then `overlay`) and pointed at
+    `url`; returns that config."""
     if workdir == REPO or REPO in workdir.parents:
         raise SystemExit(f"--workdir {workdir}: put the rehearsal's outputs outside the repository (e.g. /tmp)")
     if (workdir / "results").exists():
         raise SystemExit(f"--workdir {workdir} already holds results/; give a new folder")
     workdir.mkdir(parents=True, exist_ok=True)
     config = merge(yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(preset.read_text()))
+    config = merge(config, overlay or {})
     config["physionet_url"] = url
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
 
 
 def run_logged(command: list[str], log_path: Path) -> tuple[int, float]:
@@ -357,6 +438,11 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", type=Path, default=REPO / "presets/paper.yaml")
     parser.add_argument("--target", default="preprocess")
     parser.add_argument("--cores", type=int, default=2)
+    jobs = parser.add_argument_group("one job of every other rule (issue 21, item 2)")
+    jobs.add_argument("--jobs", action="store_true",
+                      help="run one job of every rule after the data stages at full data size, models shrunk")
+    jobs.add_argument("--data-from", type=Path,
+                      help="an earlier rehearsal's workdir whose data stages to reuse (hard-linked)")
     resume = parser.add_argument_group("resume check (issue 21, item 4)")
     resume.add_argument("--resume-check", action="store_true",
                         help="kill the download partway, rerun, and compare with an uninterrupted run")
@@ -379,14 +465,18 @@ def main(argv=None) -> int:
     try:
         if args.resume_check:
             return resume_check(workdir, mirror, server, url, args)
-        prepare(workdir, url, args.preset)
-        code, seconds = run_logged(snakemake_command(workdir, args.target, args.cores), workdir / "snakemake.log")
+        config = prepare(workdir, url, args.preset, REHEARSAL_MODELS if args.jobs else None)
+        target = rehearsal_targets(config) if args.jobs else args.target
+        if args.data_from:
+            link_data(args.data_from, workdir)
+        code, seconds = run_logged(snakemake_command(workdir, target, args.cores), workdir / "snakemake.log")
     finally:
         server.shutdown()
     log_text = (workdir / "snakemake.log").read_text()
-    print(f"snakemake {args.target} with {args.preset.name} from {mirror} ({url}): exit {code}, "
+    what = "one job of every rule after the data stages" if args.jobs else args.target
+    print(f"snakemake {what} with {args.preset.name} from {mirror} ({url}): exit {code}, "
           f"{seconds:.0f} s wall, {args.cores} cores")
-    report(workdir, log_text, args.target, seconds)
+    report(workdir, log_text, "jobs" if args.jobs else args.target, seconds)
     if code:
         print(f"snakemake failed; see {workdir / 'snakemake.log'}:\n{log_text[-3000:]}")
     return code

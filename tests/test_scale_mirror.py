@@ -186,3 +186,34 @@ def test_rehearsal_compares_outputs_byte_for_byte_but_for_the_workdir_a_text_fil
     (two / "results/data/qc.csv").write_text(f"JS00065,flat_lead,{two}/results/physionet/files/JS00065\n")
     assert not rehearsal.same_output(Path("results/data/qc.csv"), one, two)
     assert not rehearsal.same_output(Path("results/data/missing.csv"), one, two)
+
+
+def test_the_jobs_rehearsal_runs_one_job_of_every_rule_the_preset_runs_but_the_aggregations(tmp_path):
+    """--jobs plans, over the paper preset with the rehearsal's models, every rule of the workflow
+    but the data stages (rehearsed on their own), the aggregations over the whole grid
+    (tables_at_scale.py) and curation (off in the paper preset); one job a rule but the trainings
+    and samplings (each generator, each source) and the seeds the closeness report reads. A rule
+    added to the workflow fails this until the rehearsal covers it or the list says why not."""
+    import re
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location("scale_rehearsal", REPO / "benchmarks" / "scale_rehearsal.py")
+    rehearsal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rehearsal)
+    config = rehearsal.prepare(tmp_path / "work", "http://127.0.0.1:9", REPO / "presets/paper.yaml",
+                               rehearsal.REHEARSAL_MODELS)
+    command = rehearsal.snakemake_command(tmp_path / "work", rehearsal.rehearsal_targets(config), 2)
+    dry = subprocess.run([*command, "--dry-run", "--quiet", "rules"], capture_output=True, text=True, check=True)
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, flags=re.M))
+    planned.pop("total")
+    every_rule = set(re.findall(r"^rule (\w+):", "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk")),
+                                flags=re.M))
+    data = {"download_dataset", "preprocess_dataset", "merge_datasets"}
+    aggregations = {"summarise_tables", "plot_transfer", "plot_augmentation", "plot_confusion", "plot_fidelity",
+                    "plot_heart_rate"}
+    assert set(planned) - data == every_rule - data - aggregations - {"sample_curated"}
+    assert int(planned["train_generator"]) == int(planned["sample_synthetic"]) == 6
+    assert int(planned["classifier_real"]) == int(planned["classifier_synthetic"]) == 2  # the closeness report's seeds
+    assert all(int(count) == 1 for rule, count in planned.items()
+               if rule not in data | {"train_generator", "sample_synthetic", "classifier_real", "classifier_synthetic",
+                                      "real_rhythm", "synthetic_rhythm"})
