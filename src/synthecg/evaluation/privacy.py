@@ -89,10 +89,12 @@ class CopyIndex:
         self.widest = self.bounds.max(initial=0.0)
 
     def _project(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        parts = [np.asarray(x[i : i + self.block], np.float64).reshape(-1, self.basis.shape[0])
-                 for i in range(0, len(x), self.block)]
-        return (np.concatenate([p @ self.basis for p in parts]) if parts else np.zeros((0, self.PROJECTIONS)),
-                np.concatenate([np.sqrt((p**2).sum(1)) for p in parts]) if parts else np.zeros(0))
+        """(projections [N, PROJECTIONS], norms [N]) of records, a float64 block at a time."""
+        projected, norms = np.zeros((len(x), self.PROJECTIONS)), np.zeros(len(x))
+        for i in range(0, len(x), self.block):
+            part = np.asarray(x[i : i + self.block], np.float64).reshape(-1, self.basis.shape[0])
+            projected[i : i + len(part)], norms[i : i + len(part)] = part @ self.basis, np.sqrt((part**2).sum(1))
+        return projected, norms
 
     def copies(self, queries: np.ndarray) -> np.ndarray:
         """Whether each query record is a copy of a reference record: within rtol of its norm."""
@@ -201,7 +203,10 @@ def membership(queries: np.ndarray, train: np.ndarray, holdout: np.ndarray, perm
     if len(holdout) > len(train):
         holdout = holdout[np.sort(rng.permutation(len(holdout))[: len(train)])]
     n, h = len(train), len(holdout)
-    distances = pairwise_distances(queries, np.concatenate([train, holdout]))
+    pool = np.concatenate([train, holdout])
+    distances = np.empty((len(queries), len(pool)))
+    for i in range(0, len(queries), 256):  # a block of queries at a time: no float64 temporaries of the whole
+        distances[i : i + 256] = pairwise_distances(queries[i : i + 256], pool)
     sorted_rows = np.sort(distances, axis=1)  # once: every re-split counts on it
     observed = dcr_statistics(distances, np.arange(n), np.arange(n, n + h), sorted_rows)
     null = []
