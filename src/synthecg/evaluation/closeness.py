@@ -54,8 +54,11 @@ def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum((a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T, 0.0)
 
 
-def median_bandwidth(real: np.ndarray) -> float:
-    """The median heuristic on real records only: the median distance between two of them."""
+def median_bandwidth(real: np.ndarray, max_records: int = 2000) -> float:
+    """The median heuristic on real records only: the median distance between two of them (of a
+    seeded sample of `max_records` where there are more: all pairs are quadratic in the records)."""
+    if len(real) > max_records:
+        real = real[np.sort(np.random.default_rng(0).permutation(len(real))[:max_records])]
     squared = squared_distances(real, real)[np.triu_indices(len(real), 1)]
     return float(np.sqrt(np.median(squared))) or 1.0
 

@@ -74,6 +74,9 @@ MAX_PRIVACY_QUERIES = 2000  # synthetic records the DCR statistics use (exact co
 # more; exact copies are sought among all): at the releases' size a set holds ~100,000 records,
 # and embedding and scoring every one per seed would cost more than the study's own classifiers.
 MAX_SYNTHETIC_PER_CLASS = 5000
+# Records a side of the MMD permutation test: its kernel is quadratic in them (13,000 held-out
+# records of the merged set at full size would make a 26,000² kernel, 5.4 GB, and 500 passes over it).
+MAX_MMD_TEST_RECORDS = 2000
 
 
 @torch.no_grad()
@@ -113,12 +116,17 @@ def embedding_measures(model, synthetic: tuple[np.ndarray, np.ndarray], heldout:
         "mmd2": against_floor(lambda x, ref, _: mmd2(x, ref, bandwidth), synthetic, real, **labelled),
         "linear_probe_score": against_floor(linear_probe_score, synthetic, real, **labelled),
     }
-    if measures["mmd2"] is not None:  # the test: every held-out record against as many synthetic ones, class by class
+    if measures["mmd2"] is not None:  # the test: held-out records against as many synthetic ones, class by class
         rng = np.random.default_rng(seed)
-        rows = [[rng.permutation(np.flatnonzero(y == c))[: min((heldout_y == c).sum(), (synthetic_y == c).sum())]
-                 for c in np.unique(heldout_y)] for y in (synthetic_y, heldout_y)]
+        counts = {c: min((heldout_y == c).sum(), (synthetic_y == c).sum()) for c in np.unique(heldout_y)}
+        total = sum(counts.values())
+        if total > MAX_MMD_TEST_RECORDS:  # every class scaled down alike, at least one record each
+            counts = {c: max(1, int(k * MAX_MMD_TEST_RECORDS // total)) if k else 0 for c, k in counts.items()}
+        rows = [[rng.permutation(np.flatnonzero(y == c))[: counts[c]] for c in np.unique(heldout_y)]
+                for y in (synthetic_y, heldout_y)]
         tested = [embedding[np.concatenate(part)] for embedding, part in zip((synthetic, real), rows)]
-        measures["mmd2"] |= {"p": mmd2_permutation_p(*tested, bandwidth, seed=seed), "bandwidth": bandwidth}
+        measures["mmd2"] |= {"p": mmd2_permutation_p(*tested, bandwidth, seed=seed), "bandwidth": bandwidth,
+                             "n_test": int(len(tested[0]))}
     return measures
 
 
