@@ -237,7 +237,8 @@ def job_table(workdir: Path, log_text: str) -> pd.DataFrame:
         job = jobs[str(path.relative_to(workdir))]
         rule = job["rule"]
         wildcards = dict(pair.split("=", 1) for pair in job["wildcards"].split(", ") if "=" in pair)
-        dataset = "merged" if rule == "merge_datasets" else wildcards.get("source", wildcards.get("dataset", ""))
+        dataset = ("merged" if rule in ("merge_datasets", "merged_rhythm")
+                   else wildcards.get("source", wildcards.get("dataset", "")))
         name = " ".join([dataset, *(v for k, v in wildcards.items() if k not in ("source", "dataset"))])
         outputs = [workdir / p for p in job["outputs"]]
         if rule == "download_dataset":  # the files lie in the cache, outside its outputs

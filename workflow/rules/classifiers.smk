@@ -45,7 +45,7 @@ rule classifier_augment:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
-        mem_mb=CLASSIFIER_MEMORY,
+        mem_mb=augmented_memory,
     params:
         experiment="augment",
         replicate=replicate_of,
@@ -154,7 +154,7 @@ rule classifier_classical:
     resources:
         gpu=CLASSIFIER_GPU,
         gpu_slots=CLASSIFIER_GPU_SLOTS,
-        mem_mb=CLASSIFIER_MEMORY,
+        mem_mb=augmented_memory,
     params:
         experiment="classical",
         generator="classical",

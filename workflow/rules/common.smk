@@ -88,6 +88,14 @@ def memory_for(*inputs, base_mb, per_mb=2.0):
 CLASSIFIER_MEMORY = memory_for("real", "synthetic", base_mb=1500)
 
 
+def augmented_memory(wildcards, input):
+    """An augment or classical run at ratio r trains on (1 + r) x the real training records
+    (0.8 of the set, ~1.4x their compressed size as float32) beside the validation and test
+    splits: memory by the real set's size, not by the synthetic files it draws from."""
+    per_mb = 1.4 * (1 + float(wildcards.ratio)) + 0.4
+    return memory_for("real", base_mb=1500, per_mb=per_mb)(wildcards, input)
+
+
 wildcard_constraints:
     source="|".join(SOURCE_DATASETS),
     dataset="|".join(DATASETS),
