@@ -148,7 +148,8 @@ def median_beats(x: np.ndarray, fs: int, window_s: tuple[float, float] = BEAT_WI
     """
     before, after = round(-window_s[0] * fs), round(window_s[1] * fs)
     beats = np.empty((len(x), x.shape[1], before + after), np.float32)
-    for i, record in enumerate(np.asarray(x, np.float64)):
+    for i in range(len(x)):
+        record = np.asarray(x[i], np.float64)  # one record at a time: the whole set in float64 is gigabytes
         peaks = qrs_positions(record, fs)
         peaks = peaks[(peaks >= before) & (peaks + after <= record.shape[-1])]
         if not len(peaks):
