@@ -100,9 +100,9 @@ rule fidelity_report:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        # The real records normalised, a per-class sample of synthetic ones, and the training
-        # records' median beats; the copy search streams the synthetic sets.
-        mem_mb=memory_for("real", base_mb=2500),
+        # The real records normalised, a per-class sample of synthetic ones, and the DCR distances
+        # (2,000 queries x every real record, sorted too): 7.7 GB for the merged set at full size.
+        mem_mb=memory_for("real", base_mb=2000, per_mb=3.0),
     params:
         seeds=EXPERIMENTS["seeds"],
     script:
