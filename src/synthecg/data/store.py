@@ -268,8 +268,9 @@ def load_rows(path: str | Path, split: str, rows: np.ndarray, normalised: bool =
         if out is None:
             out = np.empty((len(rows), *x.shape[1:]), np.float32)
         order = np.argsort(rows, kind="stable")
+        in_order = rows[order]
         for start in range(0, len(x), READ_BLOCK):
-            lo, hi = np.searchsorted(rows[order], [start, start + READ_BLOCK])
+            lo, hi = np.searchsorted(in_order, [start, start + READ_BLOCK])
             if lo == hi:
                 continue
             wanted = order[lo:hi]

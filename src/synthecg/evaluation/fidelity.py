@@ -37,6 +37,7 @@ from synthecg.data.store import (
     load_split,
     load_synthetic,
     metadata,
+    normalise,
     synthetic_labels,
     to_millivolts,
 )
@@ -169,9 +170,13 @@ def copies_of_training(synthetic_h5: Sequence[Path], meta: Mapping, train_x: np.
     """Per record of the synthetic sets (in order), whether it copies a training record: every
     record, read a block at a time against one index of the training records."""
     index = privacy.CopyIndex(train_x)
-    total = len(synthetic_labels(synthetic_h5, meta))
-    return np.concatenate([index.copies(load_synthetic(synthetic_h5, meta, rows=np.arange(i, min(i + block, total)))[0])
-                           for i in range(0, total, block)]) if total else np.zeros(0, bool)
+    found = [np.zeros(0, bool)]
+    for path in synthetic_h5:  # a block of each file at a time; the caller's synthetic_labels checked them
+        total = metadata(path)["splits"]["synthetic"]
+        for i in range(0, total, block):
+            records = load_rows(path, "synthetic", np.arange(i, min(i + block, total)))
+            found.append(index.copies(normalise(records, meta, out=records)))
+    return np.concatenate(found)
 
 
 def privacy_flag(report: dict) -> str:
