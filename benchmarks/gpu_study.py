@@ -130,16 +130,34 @@ def working_tree_bytes() -> int:
     return sum((REPO / name).stat().st_size for name in listed if name and (REPO / name).is_file())
 
 
+def installs_there(wheel: str) -> bool:
+    """Whether pip on the GPU machine (CPython 3.12, Linux x86_64) takes this wheel file: its tags
+    are the name's last three fields (python-abi-platform), each possibly several joined by '.'.
+    A cp311 build from this machine's cache would be refused there, and the run would stop."""
+    python, abi, platform = (set(field.split(".")) for field in wheel.removesuffix(".whl").split("-")[-3:])
+    fits_python = bool(python & {"py3", "cp312"}) or (
+        "abi3" in abi and any(re.fullmatch(r"cp3(\d+)", tag) and int(tag[3:]) <= 12 for tag in python))
+    fits_abi = bool(abi & {"none", "abi3", "cp312"})
+    fits_platform = "any" in platform or any(tag.startswith("manylinux") and tag.endswith("_x86_64")
+                                             for tag in platform)
+    return fits_python and fits_abi and fits_platform
+
+
 def fetch_wheels(folder: Path, cache: Path | None) -> None:
     """Every wheel of WHEELS, SPARE_WHEELS and SOURCE_ONLY into `folder`: from `cache` where it
-    lies there, else from PyPI (pip download for the GPU machine's platform; pip wheel to build)."""
+    lies there, else from PyPI (pip download for the GPU machine's platform; pip wheel to build).
+    Only wheels that install on the GPU machine's Python count (`installs_there`)."""
     folder.mkdir(parents=True, exist_ok=True)
     for pin in WHEELS + SPARE_WHEELS + SOURCE_ONLY:
         name, version = pin.split("==")
         stem = f"{re.sub(r'[-_.]+', '_', name)}-{version}-"
-        if any(p.name.lower().startswith(stem.lower()) for p in folder.glob("*.whl")):
+
+        def usable(p: Path) -> bool:
+            return p.name.lower().startswith(stem.lower()) and installs_there(p.name)
+
+        if any(usable(p) for p in folder.glob("*.whl")):
             continue
-        cached = [p for p in (cache.glob("*.whl") if cache else []) if p.name.lower().startswith(stem.lower())]
+        cached = [p for p in (cache.glob("*.whl") if cache else []) if usable(p)]
         if cached:
             shutil.copy2(cached[0], folder)
         elif pin in SOURCE_ONLY:
@@ -238,14 +256,16 @@ def study_config(args) -> dict:
     sizes, or nothing (--full)."""
     import yaml
 
-    if args.full:
-        return {}
     if args.tiny:
         return TINY
+    # The GPU machine's jobs ask for the card whether or not /proc shows its driver's GPU list
+    # (config key gpu_jobs, auto by default, reads it; a virtualised machine may lack it).
+    if args.full:
+        return {"gpu_jobs": "always"}
     preset = yaml.safe_load((REPO / "presets/gpu.yaml").read_text())["generators"]
     steps = {name: {field: max(10, round(args.budget * preset[name][field])) for field in fields}
              for name, fields in GFLOP_PER_RECORD_STEP.items()}
-    return {"generators": {**SHORT_GRID["generators"], **steps},
+    return {"gpu_jobs": "always", "generators": {**SHORT_GRID["generators"], **steps},
             "experiments": {**SHORT_GRID["experiments"], "seeds": list(range(args.seeds))}}
 
 
@@ -397,6 +417,8 @@ def run(args) -> None:
 
     seconds = None if args.minutes is None else args.minutes * 60 - (time.monotonic() - started) - 30
     log = workdir / "gpu_study.log"
+    if args.save:  # a command stopped from outside (the device tool's time limit) still brings back what it made
+        signal.signal(signal.SIGTERM, lambda *_: (save(workdir, args.save), sys.exit(143)))
     code = run_snakemake(snakemake_command(args, workdir, overrides), log, seconds)
     results = workdir / "results"
     table, summary = rule_times(results)
@@ -418,16 +440,24 @@ def run(args) -> None:
     sys.exit(0 if code == 0 and primary else 1)
 
 
+SAVED_FOLDERS = ("results/tables", "results/benchmarks", "results/logs")
+
+
 def save(workdir: Path, out: Path) -> None:
-    """What to bring back from the GPU machine: the tables, benchmark files, job logs and this run's
-    own files (a few MB; the models and synthetic sets stay there)."""
+    """What to bring back from the GPU machine, as at most 5 files in `out` itself (the device tool
+    returns 8 files, no deeper than 2 folders): this run's own files, the comparisons table, and
+    one gzipped tar of the tables, benchmark files and job logs (a few MB; the models and synthetic
+    sets stay there)."""
+    import tarfile
+
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("results/tables", "results/benchmarks", "results/logs"):
-        if (workdir / name).is_dir():
-            shutil.copytree(workdir / name, out / Path(name).name, dirs_exist_ok=True)
-    for name in ("gpu_study.json", "gpu_study.log", "gpu_study.yaml"):
+    for name in ("gpu_study.json", "gpu_study.log", "gpu_study.yaml", "results/tables/comparisons.md"):
         if (workdir / name).is_file():
-            shutil.copy2(workdir / name, out / name)
+            shutil.copy2(workdir / name, out / Path(name).name)
+    with tarfile.open(out / "results.tar.gz", "w:gz") as archive:
+        for name in SAVED_FOLDERS:
+            if (workdir / name).is_dir():
+                archive.add(workdir / name, arcname=name)
 
 
 def main() -> None:
@@ -451,7 +481,8 @@ def main() -> None:
     go.add_argument("--seeds", type=int, default=3, help="the short grid's classifier seeds (2 at least for a test)")
     go.add_argument("--minutes", type=float, default=9.0,
                     help="stop Snakemake cleanly after this long, whole command (0: no limit)")
-    go.add_argument("--save", type=Path, help="copy the tables, benchmark files and logs here (the device's $OUT)")
+    go.add_argument("--save", type=Path,
+                    help="bring back the tables, benchmark files and logs here, as 5 files (the device's $OUT)")
     go.add_argument("--cores", type=int, default=os.cpu_count())
     go.add_argument("--gpu-slots", type=int, default=4, help="as profiles/default offers for one card")
     go.add_argument("--site", type=Path, default=Path("/tmp/site"), help="where missing wheels are installed")

@@ -7,8 +7,10 @@ that nothing of the data stage ran and that the primary comparisons come last.""
 
 import json
 import os
+import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 
 import pandas as pd
@@ -29,13 +31,13 @@ def test_the_study_runs_from_prepared_data_without_the_data_stage_and_prints_the
     write_config(source, physionet_url=str(mirror), datasets=["ptbxl"],
                  max_records_per_class=gpu_study.TINY_RECORDS_PER_CLASS)
     run_snakemake(source, "preprocess")
-    prepared, study = tmp_path / "prepared", tmp_path / "study"
+    prepared, study, out = tmp_path / "prepared", tmp_path / "study", tmp_path / "out"
     subprocess.run([sys.executable, SCRIPT, "prepare", str(prepared), "--results", str(source / "results"),
                     "--no-wheels"], check=True, capture_output=True, text=True)
     assert not (prepared / "results/benchmarks").exists()  # only the data stage's outputs travel
 
     done = subprocess.run([sys.executable, SCRIPT, "run", str(prepared), "--tiny", "--workdir", str(study),
-                           "--cores", "2"], capture_output=True, text=True, timeout=600)
+                           "--cores", "2", "--save", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     report = json.loads((study / "gpu_study.json").read_text())
@@ -55,6 +57,17 @@ def test_the_study_runs_from_prepared_data_without_the_data_stage_and_prints_the
     primary = pd.read_csv(study / "results/tables/comparisons.csv").query("family == 'primary'")
     assert len(rows) == len(primary) > 0
     assert all(" primary " in row for row in rows)
+
+    # What comes back fits the device tool's limits: at most 8 plain files, flat, plain names;
+    # the tables travel inside the archive.
+    saved = sorted(out.rglob("*"))
+    assert len(saved) <= 8 and all(p.is_file() and p.parent == out for p in saved)
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in saved)
+    assert sum(p.stat().st_size for p in saved) < 16 * 2**20
+    assert json.loads((out / "gpu_study.json").read_text())["grid"] == "tiny"
+    with tarfile.open(out / "results.tar.gz") as archive:
+        names = archive.getnames()
+    assert "results/tables/comparisons.csv" in names and any(n.startswith("results/benchmarks/") for n in names)
 
     # The data stage made to look older than its inputs: the run refuses before running anything.
     os.utime(study / "results/physionet/ptbxl/manifest.json")
@@ -93,3 +106,32 @@ def test_run_installs_only_the_carried_wheels_whose_version_is_missing(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "42" and "installed 1 wheels" in done.stdout
     assert (site / "gpu_study_absent.py").is_file() and not list(site.glob("*yaml*"))
+
+
+def test_only_wheels_that_install_on_the_gpu_machines_python_are_carried():
+    """The GPU machine runs CPython 3.12 on Linux x86_64: a cp311 wheel from this machine's cache,
+    or one for another platform, would stop the run there."""
+    takes = gpu_study.installs_there
+    assert takes("wfdb-4.3.1-py3-none-any.whl") and takes("six-1.17.0-py2.py3-none-any.whl")
+    assert takes("pydantic_core-2.50.5-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+    assert takes("cryptography-46.0.0-cp311-abi3-manylinux_2_28_x86_64.whl")
+    assert not takes("pydantic_core-2.50.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+    assert not takes("greenlet-3.5.6-cp312-cp312-manylinux_2_24_aarch64.whl")
+    assert not takes("rpds_py-2026.9.1-cp312-cp312-macosx_11_0_arm64.whl")
+    assert not takes("wrapt-2.5.2-cp312-cp312-musllinux_1_2_x86_64.whl")
+    assert not takes("cryptography-46.0.0-cp313-abi3-manylinux_2_28_x86_64.whl")
+
+
+def test_a_cached_wheel_for_another_python_is_not_taken(tmp_path, monkeypatch):
+    cache, folder = tmp_path / "cache", tmp_path / "wheels"
+    cache.mkdir()
+    (cache / "tabulate-0.10.0-cp311-cp311-manylinux_2_17_x86_64.whl").write_text("a build for 3.11")
+    (cache / "wrapt-2.5.2-cp312-cp312-manylinux_2_17_x86_64.whl").write_text("a build for 3.12")
+    downloaded = []
+    monkeypatch.setattr(gpu_study, "WHEELS", [])
+    monkeypatch.setattr(gpu_study, "SPARE_WHEELS", ["tabulate==0.10.0", "wrapt==2.5.2"])
+    monkeypatch.setattr(gpu_study, "SOURCE_ONLY", [])
+    monkeypatch.setattr(gpu_study.subprocess, "run", lambda command, **_: downloaded.append(command[-1]))
+    gpu_study.fetch_wheels(folder, cache)
+    assert downloaded == ["tabulate==0.10.0"]  # fetched for the GPU machine instead
+    assert [p.name for p in folder.iterdir()] == ["wrapt-2.5.2-cp312-cp312-manylinux_2_17_x86_64.whl"]
