@@ -5,6 +5,7 @@ code path (throughput, variants trained side by side as processes, sampling at a
 scale, judging, privacy, the float16 HDF5 files) on real mirror records, at toy sizes."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -40,6 +41,56 @@ def test_the_gpu_command_runs_through_and_writes_its_tables_and_samples(mirror, 
             assert handle["x"].dtype == np.float16 and handle["x"].shape[1:] == (12, 1000)
             assert np.bincount(handle["y"][:]).max() <= 3 and handle.attrs["units"] == "mV"
         assert (out / f"{generator}.h5").stat().st_size < 16 * 2**20
+
+
+# Loaded by the phase-1 process alone (via PYTHONPATH): it dies, as a compiler's abort would, when
+# it starts its second throughput row.
+DIES_IN_PHASE1 = """
+import importlib.abc, importlib.util, os, sys
+if "--phase1" in sys.argv:
+    class DieOnSecondRow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "generator_throughput":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run_module = spec.loader.exec_module
+            def exec_module(module):
+                run_module(module)
+                measure, calls = module.measure, []
+                def measure_then_die(*args, **kwargs):
+                    calls.append(1)
+                    if len(calls) > 1:
+                        os._exit(134)
+                    return measure(*args, **kwargs)
+                module.measure = measure_then_die
+            spec.loader.exec_module = exec_module
+            return spec
+    sys.meta_path.insert(0, DieOnSecondRow())
+"""
+
+
+def test_a_phase_1_that_dies_loses_only_its_later_rows(mirror, tmp_path):
+    """A hard crash in phase 1 (torch.compile, a CUDA graph) must not cost a short GPU loan the
+    rest: phase 1 writes its rows as it goes, and phases 2 and 3 go on from what it wrote."""
+    write_config(tmp_path, physionet_url=str(mirror), datasets=["ptbxl"], max_records_per_class=10)
+    run_snakemake(tmp_path, "preprocess")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DIES_IN_PHASE1)
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/gpu_generators.py"), "--data", str(tmp_path / "results/data/ptbxl.h5"),
+         "--out", str(out), "--tiny", "--device", "cpu", "--per-class", "3", "--processes", "1",
+         "--variants", "timediffusion", "diffwave"],
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "gpu_generators.json").read_text())
+    assert report["phase1_exit"] == 134 and "phase 1 ended with 134" in done.stderr
+    assert [row["generator"] for row in report["throughput"]] == ["diffwave"]  # the first row, then it died
+    assert {run["run"] for run in report["runs"]} == {"timediffusion", "diffwave"}
+    assert done.stdout.rstrip().endswith((out / "gpu_generators.md").read_text().rstrip())
 
 
 def test_variants_share_the_card_in_as_few_waves_as_its_memory_allows():
