@@ -1,14 +1,15 @@
 """The generators' whole GPU measurement in one command: throughput, recipes A/B, quality, privacy.
 
-    # here, once: the data (the mirror's PTB-XL, every record; 47 MB, gzip) and the one package the
-    # GPU machine lacks (wfdb 4.3.1, pure Python: the rhythm reader's QRS detector), in a folder git ignores
-    .venv/bin/snakemake preprocess --configfile presets/gpu.yaml --config physionet_url=../shared/data/physionet
-    mkdir -p .gpu && cp results/data/ptbxl.h5 .gpu/ && echo /.gpu/ >> .git/info/exclude
-    python3 -m pip download --no-deps --only-binary=:all: -d .gpu wfdb==4.3.1
-    # there (one H100 or H200, carrying .gpu; its python3 has torch, h5py, scipy, pandas, sklearn, yaml):
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl && export PYTHONPATH=/tmp/site:src && \
+    # here, once: the data (the mirror's PTB-XL, every record; 47 MB, gzip) and the wheels the GPU
+    # machine lacks (this command needs wfdb 4.3.1 alone, pure Python: the rhythm reader's QRS
+    # detector), in .gpu-study, which git ignores; it prints this command's device call too
+    .venv/bin/python benchmarks/gpu_study.py prepare .gpu-study
+    # there (one H100 or H200, carrying .gpu-study; its python3 has torch, h5py, scipy, pandas, sklearn, yaml):
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .gpu-study/wheels/wfdb-*.whl && \
+        export PYTHONPATH=/tmp/site:src && \
         { python3 -m pytest -q -p no:cacheprovider tests/test_generators.py -k gpu; \
-          PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu/ptbxl.h5 --out $OUT --minutes 7.5; }
+          PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py --data .gpu-study/results/data/ptbxl.h5 \
+          --out $OUT --minutes 7.5; }
     # (the measurement runs whatever the resume test says: a loan is too short to lose to one test)
     # (7.5: the device tool stops a command at 10 minutes, and installing and the resume test take ~1)
     # here, a rehearsal of the same code path at toy sizes on the CPU (tests/test_gpu_generators.py runs it)

@@ -4,13 +4,13 @@ The GPU machine (one H100 or H200, 16 cores) reaches no network and lacks Snakem
 their needs; it gets the repository's working tree and a few git-ignored folders, 64 MiB in all.
 So the data travels preprocessed and the missing packages as wheels, in one folder:
 
-    # here, once: the data stage of a gpu-preset run (the mirror's PTB-XL, every record; 47 MB)
-    # and the wheels the GPU machine lacks (~10 MB), in a folder git ignores
-    .venv/bin/snakemake preprocess --configfile presets/gpu.yaml --config physionet_url=../shared/data/physionet
-    echo /.gpu-study/ >> .git/info/exclude
-    .venv/bin/python benchmarks/gpu_study.py prepare .gpu-study --results results
+    # here, once: the data stage of a gpu-preset run (the mirror's PTB-XL, every record; 47 MB; made
+    # in a workdir of its own, --data-workdir) and the wheels the GPU machine lacks (~10 MB), in
+    # .gpu-study, which git ignores. It prints the device calls of both prepared GPU commands: this
+    # one and benchmarks/gpu_generators.py, which carry the same folder (one loan each).
+    .venv/bin/python benchmarks/gpu_study.py prepare .gpu-study
     # there, carrying .gpu-study: the short grid (at most 9 minutes, the primary table printed last)
-    python3 benchmarks/gpu_study.py run .gpu-study
+    python3 benchmarks/gpu_study.py run .gpu-study --save $OUT
     # there, the preset's whole grid: the same command with --full, repeated until it says done
     # (each call stops cleanly after --minutes; Snakemake resumes on a machine kept warm)
     python3 benchmarks/gpu_study.py run .gpu-study --full --minutes 9
@@ -47,6 +47,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -167,14 +168,39 @@ def fetch_wheels(folder: Path, cache: Path | None) -> None:
             subprocess.run([sys.executable, "-m", "pip", *PIP_DOWNLOAD, "-d", str(folder), pin], check=True)
 
 
+def make_data_stage(mirror: str, workdir: Path) -> Path:
+    """presets/gpu.yaml's data stage (download from the mirror, preprocess) in a workdir of its own,
+    so that the repository's results/ (a quick run's 80 records a class, say) is never what travels.
+    Snakemake redoes nothing that is up to date. Returns its results folder."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    if not (workdir / "config.yaml").is_file():  # the Snakefile's configfile, read relative to the workdir
+        shutil.copy2(REPO / "config.yaml", workdir / "config.yaml")
+    subprocess.run([sys.executable, "-m", "snakemake", "preprocess", "--snakefile", str(REPO / "Snakefile"),
+                    "--directory", str(workdir), "--configfile", str(REPO / "presets/gpu.yaml"),
+                    "--config", f"physionet_url={mirror if '://' in mirror else Path(mirror).resolve()}", "--cores", "all", "--quiet"], check=True)
+    return workdir / "results"
+
+
+def device_calls(folder: Path) -> str:
+    """The device tool's calls for the two prepared GPU commands, each carrying `folder` (one loan each)."""
+    carried = folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder
+    generators = (f"python3 -m pip install -q --no-index --no-deps --target /tmp/site {carried}/wheels/wfdb-*.whl && "
+                  "export PYTHONPATH=/tmp/site:src && { python3 -m pytest -q -p no:cacheprovider "
+                  "tests/test_generators.py -k gpu; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py "
+                  f"--data {carried}/results/data/ptbxl.h5 --out $OUT --minutes 7.5; }}")
+    study = f"PYTHONUNBUFFERED=1 python3 benchmarks/gpu_study.py run {carried} --save $OUT"
+    return (f"device calls, carry [\"{carried}\"], timeout_s 600:\n  the generators (issue 19): {generators}\n"
+            f"  the study (issue 20): {study}")
+
+
 def prepare(args) -> None:
-    folder, results = args.dir.resolve(), args.results.resolve()
+    folder = args.dir.resolve()
+    results = (args.results or make_data_stage(args.mirror, args.data_workdir)).resolve()
     missing = [name for stage in DATA_STAGES for name in stage
                if not (results.parent / name).is_file()]
     if missing:
-        sys.exit(f"{', '.join(missing)} missing under {results.parent}: make them with\n  .venv/bin/snakemake "
-                 "preprocess --configfile presets/gpu.yaml --config physionet_url=../shared/data/physionet\n"
-                 "(or pass --results to the results folder of such a run)")
+        sys.exit(f"{', '.join(missing)} missing under {results.parent}: --results names the results folder of a "
+                 "run whose data stage is done (without it, prepare makes presets/gpu.yaml's)")
     for stage in DATA_STAGES:
         for name in stage:
             target = folder / name
@@ -202,6 +228,7 @@ def prepare(args) -> None:
                                  text=True).stdout.strip()
         print(f"git does not ignore {folder.relative_to(REPO)}; carry needs it ignored:\n"
               f"  echo /{folder.relative_to(REPO)}/ >> {exclude}", file=sys.stderr)
+    print(device_calls(folder))
 
 
 # -- run (there) ---------------------------------------------------------------------------------
@@ -465,8 +492,13 @@ def main() -> None:
     modes = parser.add_subparsers(dest="mode", required=True)
     make = modes.add_parser("prepare", help="here: the data stage's outputs and the wheels, into DIR")
     make.add_argument("dir", type=Path)
-    make.add_argument("--results", type=Path, default=REPO / "results",
-                      help="results folder of a gpu-preset run's data stage (its data/ and physionet/)")
+    make.add_argument("--results", type=Path,
+                      help="results folder of a run whose data stage is done (its data/ and physionet/); "
+                           "default: make presets/gpu.yaml's in --data-workdir")
+    make.add_argument("--mirror", default=str(REPO.parent / "shared/data/physionet"),
+                      help="the PhysioNet mirror (or URL) the data stage downloads from")
+    make.add_argument("--data-workdir", type=Path, default=Path(tempfile.gettempdir()) / "synthecg-gpu-data",
+                      help="Snakemake's working directory for the data stage")
     make.add_argument("--wheel-cache", type=Path, help="a folder of already downloaded wheels to take first")
     make.add_argument("--no-wheels", action="store_true",
                       help="the data alone (a CPU rehearsal where Snakemake is installed)")

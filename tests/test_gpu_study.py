@@ -135,3 +135,24 @@ def test_a_cached_wheel_for_another_python_is_not_taken(tmp_path, monkeypatch):
     gpu_study.fetch_wheels(folder, cache)
     assert downloaded == ["tabulate==0.10.0"]  # fetched for the GPU machine instead
     assert [p.name for p in folder.iterdir()] == ["wrapt-2.5.2-cp312-cp312-manylinux_2_17_x86_64.whl"]
+
+
+@pytest.mark.integration
+def test_prepare_makes_the_gpu_presets_data_stage_itself_and_prints_the_device_calls(mirror, tmp_path):
+    """Without --results, `prepare` carries presets/gpu.yaml's data (every record of the mirror's PTB-XL),
+    made in a workdir of its own, never whatever the repository's results/ holds."""
+    import h5py
+
+    prepared = tmp_path / "prepared"
+    done = subprocess.run([sys.executable, SCRIPT, "prepare", str(prepared), "--mirror", str(mirror),
+                           "--data-workdir", str(tmp_path / "data-stage"), "--no-wheels"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (prepared / "results/data/ptbxl.h5").read_bytes() == \
+        (tmp_path / "data-stage/results/data/ptbxl.h5").read_bytes()
+    with h5py.File(prepared / "results/data/ptbxl.h5") as carried:
+        records = sum(len(carried[split]["y"]) for split in carried)
+    assert records > 1000  # the preset takes every record, not a quick run's 80 a class
+    calls = done.stdout[done.stdout.index("device calls"):]
+    assert f"--data {prepared}/results/data/ptbxl.h5 --out $OUT" in calls
+    assert f"gpu_study.py run {prepared} --save $OUT" in calls
