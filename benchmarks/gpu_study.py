@@ -139,8 +139,8 @@ def installs_there(wheel: str) -> bool:
     fits_python = bool(python & {"py3", "cp312"}) or (
         "abi3" in abi and any(re.fullmatch(r"cp3(\d+)", tag) and int(tag[3:]) <= 12 for tag in python))
     fits_abi = bool(abi & {"none", "abi3", "cp312"})
-    fits_platform = "any" in platform or any(tag.startswith("manylinux") and tag.endswith("_x86_64")
-                                             for tag in platform)
+    fits_platform = "any" in platform or any(
+        tag.startswith(("manylinux", "linux_")) and tag.endswith("_x86_64") for tag in platform)
     return fits_python and fits_abi and fits_platform
 
 
@@ -149,6 +149,9 @@ def fetch_wheels(folder: Path, cache: Path | None) -> None:
     lies there, else from PyPI (pip download for the GPU machine's platform; pip wheel to build).
     Only wheels that install on the GPU machine's Python count (`installs_there`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.whl"):  # an earlier prepare's wheel that pip would refuse there
+        if not installs_there(stale.name):
+            stale.unlink()
     for pin in WHEELS + SPARE_WHEELS + SOURCE_ONLY:
         name, version = pin.split("==")
         stem = f"{re.sub(r'[-_.]+', '_', name)}-{version}-"
@@ -173,8 +176,7 @@ def make_data_stage(mirror: str, workdir: Path) -> Path:
     so that the repository's results/ (a quick run's 80 records a class, say) is never what travels.
     Snakemake redoes nothing that is up to date. Returns its results folder."""
     workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / "config.yaml").is_file():  # the Snakefile's configfile, read relative to the workdir
-        shutil.copy2(REPO / "config.yaml", workdir / "config.yaml")
+    shutil.copy2(REPO / "config.yaml", workdir / "config.yaml")  # the Snakefile's configfile, read in the workdir
     subprocess.run([sys.executable, "-m", "snakemake", "preprocess", "--snakefile", str(REPO / "Snakefile"),
                     "--directory", str(workdir), "--configfile", str(REPO / "presets/gpu.yaml"),
                     "--config", f"physionet_url={mirror if '://' in mirror else Path(mirror).resolve()}", "--cores", "all", "--quiet"], check=True)
@@ -189,8 +191,8 @@ def device_calls(folder: Path) -> str:
                   "tests/test_generators.py -k gpu; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_generators.py "
                   f"--data {carried}/results/data/ptbxl.h5 --out $OUT --minutes 7.5; }}")
     study = f"PYTHONUNBUFFERED=1 python3 benchmarks/gpu_study.py run {carried} --save $OUT"
-    return (f"device calls, carry [\"{carried}\"], timeout_s 600:\n  the generators (issue 19): {generators}\n"
-            f"  the study (issue 20): {study}")
+    return (f"device calls, carry [\"{carried}\"], timeout_s 600, one loan each:\n"
+            f"  the generators' measurement: {generators}\n  the study, its short grid: {study}")
 
 
 def prepare(args) -> None:
@@ -228,6 +230,8 @@ def prepare(args) -> None:
                                  text=True).stdout.strip()
         print(f"git does not ignore {folder.relative_to(REPO)}; carry needs it ignored:\n"
               f"  echo /{folder.relative_to(REPO)}/ >> {exclude}", file=sys.stderr)
+    if not inside:
+        print(f"{folder} is outside the repository: the device tool carries only paths inside it", file=sys.stderr)
     print(device_calls(folder))
 
 
@@ -317,28 +321,53 @@ def planned_jobs(output: str) -> dict[str, int]:
     return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, re.M) if rule != "total"}
 
 
+class Terminated(Exception):
+    """SIGTERM reached this command (the device tool's time limit, say)."""
+
+
+def raise_terminated(*_) -> None:
+    raise Terminated
+
+
+STOPPED, TERMINATED = -1, -2  # run_snakemake's codes for a run it stopped: by --minutes, by SIGTERM
+
+
+def stop(process: subprocess.Popen, grace: float) -> None:
+    """SIGINT to Snakemake's process group, so that its jobs end and are marked incomplete (a rerun
+    resumes); SIGKILL if it has not ended after `grace` seconds."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def run_snakemake(command: list[str], log: Path, seconds: float | None) -> int:
-    """Run Snakemake with its output in `log`, printing its progress lines; stopped (SIGINT to its
-    process group, so that jobs end and are marked incomplete) after `seconds`."""
+    """Run Snakemake with its output in `log`, printing its progress lines; stopped after `seconds`
+    (STOPPED) or when this command gets SIGTERM (TERMINATED). Snakemake runs in a session of its own
+    (so that a Ctrl-C here does not reach it twice): it is stopped here, never left running."""
     with open(log, "w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
         started, shown = time.monotonic(), 0
-        while process.poll() is None:
-            time.sleep(2)
-            lines = log.read_text(errors="replace").splitlines()
-            for line in lines[shown:]:
-                if re.search(r"steps \(\d+%\) done|^Error in rule|^RuleException", line):
-                    print(f"[{(time.monotonic() - started) / 60:4.1f} min] {line.strip()}", flush=True)
-            shown = len(lines)
-            if seconds is not None and time.monotonic() - started > seconds:
-                print(f"stopping Snakemake after {seconds / 60:.1f} min (--minutes); rerun to resume", flush=True)
-                os.killpg(process.pid, signal.SIGINT)
-                try:
-                    process.wait(60)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                return -1
+        try:
+            while process.poll() is None:
+                time.sleep(2)
+                lines = log.read_text(errors="replace").splitlines()
+                for line in lines[shown:]:
+                    if re.search(r"steps \(\d+%\) done|^Error in rule|^RuleException", line):
+                        print(f"[{(time.monotonic() - started) / 60:4.1f} min] {line.strip()}", flush=True)
+                shown = len(lines)
+                if seconds is not None and time.monotonic() - started > seconds:
+                    print(f"stopping Snakemake after {seconds / 60:.1f} min (--minutes); rerun to resume", flush=True)
+                    stop(process, 60)
+                    return STOPPED
+        except Terminated:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # what is left is short: saving what was made
+            print("SIGTERM: stopping Snakemake and saving what it made", flush=True)
+            stop(process, 15)
+            return TERMINATED
     return process.returncode
 
 
@@ -429,6 +458,10 @@ def run(args) -> None:
           f"~{expected_training_seconds(config) / 60:.1f} min at an assumed {ASSUMED_TFLOP_PER_S:.0f} TFLOP/s "
           f"(steps: {json.dumps(steps)})", flush=True)
 
+    locks = workdir / ".snakemake" / "locks"
+    if locks.is_dir() and any(locks.iterdir()):  # a former call killed before Snakemake could let go
+        subprocess.run(snakemake_command(args, workdir, overrides, "--unlock"), capture_output=True, check=True)
+        print(f"removed the locks a stopped run left in {workdir}", flush=True)
     dry = subprocess.run(snakemake_command(args, workdir, overrides, "--dry-run"), capture_output=True, text=True,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     if dry.returncode:
@@ -444,9 +477,11 @@ def run(args) -> None:
 
     seconds = None if args.minutes is None else args.minutes * 60 - (time.monotonic() - started) - 30
     log = workdir / "gpu_study.log"
-    if args.save:  # a command stopped from outside (the device tool's time limit) still brings back what it made
-        signal.signal(signal.SIGTERM, lambda *_: (save(workdir, args.save), sys.exit(143)))
+    # A command stopped from outside (the device tool's time limit) stops Snakemake and still
+    # writes its tables and brings back what it made; once Snakemake is done, SIGTERM waits.
+    signal.signal(signal.SIGTERM, raise_terminated)
     code = run_snakemake(snakemake_command(args, workdir, overrides), log, seconds)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     results = workdir / "results"
     table, summary = rule_times(results)
     wall = time.monotonic() - started
@@ -460,11 +495,11 @@ def run(args) -> None:
     primary = primary_rows(comparisons.read_text()) if comparisons.is_file() else ""
     print(f"\n## Primary comparisons ({comparisons.relative_to(workdir)})\n\n"
           + (primary or ("no primary rows in it" if comparisons.is_file() else "not made (yet)")))
-    print(f"\nWhole command: {wall / 60:.1f} min on {device} ({grid} grid"
-          f"{'; stopped by --minutes, rerun to resume' if code == -1 else ''}).")
+    stopped = {STOPPED: "; stopped by --minutes, rerun to resume", TERMINATED: "; stopped by SIGTERM"}.get(code, "")
+    print(f"\nWhole command: {wall / 60:.1f} min on {device} ({grid} grid{stopped}).")
     if args.save:
         save(workdir, args.save)
-    sys.exit(0 if code == 0 and primary else 1)
+    sys.exit(143 if code == TERMINATED else 0 if code == 0 and primary else 1)
 
 
 SAVED_FOLDERS = ("results/tables", "results/benchmarks", "results/logs")
@@ -481,10 +516,12 @@ def save(workdir: Path, out: Path) -> None:
     for name in ("gpu_study.json", "gpu_study.log", "gpu_study.yaml", "results/tables/comparisons.md"):
         if (workdir / name).is_file():
             shutil.copy2(workdir / name, out / Path(name).name)
-    with tarfile.open(out / "results.tar.gz", "w:gz") as archive:
+    partial = out / "results.tar.gz.partial"
+    with tarfile.open(partial, "w:gz") as archive:
         for name in SAVED_FOLDERS:
             if (workdir / name).is_dir():
                 archive.add(workdir / name, arcname=name)
+    os.replace(partial, out / "results.tar.gz")
 
 
 def main() -> None:
@@ -496,7 +533,8 @@ def main() -> None:
                       help="results folder of a run whose data stage is done (its data/ and physionet/); "
                            "default: make presets/gpu.yaml's in --data-workdir")
     make.add_argument("--mirror", default=str(REPO.parent / "shared/data/physionet"),
-                      help="the PhysioNet mirror (or URL) the data stage downloads from")
+                      help="the PhysioNet mirror the data stage downloads from: a folder (relative to the "
+                           "current directory) or a URL")
     make.add_argument("--data-workdir", type=Path, default=Path(tempfile.gettempdir()) / "synthecg-gpu-data",
                       help="Snakemake's working directory for the data stage")
     make.add_argument("--wheel-cache", type=Path, help="a folder of already downloaded wheels to take first")

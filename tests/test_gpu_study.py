@@ -8,9 +8,11 @@ that nothing of the data stage ran and that the primary comparisons come last.""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 
 import pandas as pd
@@ -60,14 +62,34 @@ def test_the_study_runs_from_prepared_data_without_the_data_stage_and_prints_the
 
     # What comes back fits the device tool's limits: at most 8 plain files, flat, plain names;
     # the tables travel inside the archive.
-    saved = sorted(out.rglob("*"))
-    assert len(saved) <= 8 and all(p.is_file() and p.parent == out for p in saved)
-    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in saved)
-    assert sum(p.stat().st_size for p in saved) < 16 * 2**20
+    assert_saved_within_the_device_limits(out)
+    assert (out / "comparisons.md").read_text() == (study / "results/tables/comparisons.md").read_text()
     assert json.loads((out / "gpu_study.json").read_text())["grid"] == "tiny"
     with tarfile.open(out / "results.tar.gz") as archive:
         names = archive.getnames()
     assert "results/tables/comparisons.csv" in names and any(n.startswith("results/benchmarks/") for n in names)
+
+    # Stopped from outside (SIGTERM, as the device tool's limit stops a command) while jobs run:
+    # Snakemake is stopped, not left behind, and what was made comes back all the same.
+    cut, cut_out = tmp_path / "cut", tmp_path / "cut-out"
+    running = subprocess.Popen([sys.executable, SCRIPT, "run", str(prepared), "--tiny", "--workdir", str(cut),
+                                "--cores", "2", "--save", str(cut_out)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not list((cut / "results/benchmarks/generators").rglob("*.tsv")) and time.monotonic() < deadline:
+        time.sleep(1)  # until the first generator has trained
+    running.send_signal(signal.SIGTERM)
+    output = running.communicate(timeout=120)[0]
+    assert running.returncode == 143, output[-3000:]
+    assert "stopped by SIGTERM" in output.splitlines()[-1]
+    assert_saved_within_the_device_limits(cut_out)
+    assert json.loads((cut_out / "gpu_study.json").read_text())["snakemake_exit"] == gpu_study.TERMINATED
+    with tarfile.open(cut_out / "results.tar.gz") as archive:
+        assert any(n.startswith("results/benchmarks/generators/") for n in archive.getnames())
+    assert subprocess.run(["pgrep", "-f", f"directory {cut}"]).returncode == 1  # no Snakemake left running
+    resumed = subprocess.run([sys.executable, SCRIPT, "run", str(prepared), "--tiny", "--workdir", str(cut),
+                              "--cores", "2", "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]  # locks or none, it goes on
 
     # The data stage made to look older than its inputs: the run refuses before running anything.
     os.utime(study / "results/physionet/ptbxl/manifest.json")
@@ -75,6 +97,16 @@ def test_the_study_runs_from_prepared_data_without_the_data_stage_and_prints_the
                             "--cores", "2"], capture_output=True, text=True, timeout=300)
     assert again.returncode != 0 and "would rerun the data stage" in again.stderr
     assert "preprocess_dataset" in again.stderr
+
+
+def assert_saved_within_the_device_limits(out):
+    """The device tool returns at most 8 plain files, 16 MiB each, no deeper than 2 folders, named
+    in letters, digits, '.', '_' and '-': --save writes 5, flat."""
+    saved = sorted(out.rglob("*"))
+    always = {"gpu_study.json", "gpu_study.log", "gpu_study.yaml", "results.tar.gz"}
+    assert always <= {p.name for p in saved} <= always | {"comparisons.md"}  # the table, once it is made
+    assert all(p.is_file() and p.parent == out and re.fullmatch(r"[A-Za-z0-9._-]+", p.name) for p in saved)
+    assert all(p.stat().st_size < 16 * 2**20 for p in saved)
 
 
 def fake_wheel(folder, name, version):
@@ -115,6 +147,7 @@ def test_only_wheels_that_install_on_the_gpu_machines_python_are_carried():
     assert takes("wfdb-4.3.1-py3-none-any.whl") and takes("six-1.17.0-py2.py3-none-any.whl")
     assert takes("pydantic_core-2.50.5-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
     assert takes("cryptography-46.0.0-cp311-abi3-manylinux_2_28_x86_64.whl")
+    assert takes("connection_pool-0.0.3-1-cp312-cp312-linux_x86_64.whl")  # built here, with a build tag
     assert not takes("pydantic_core-2.50.5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
     assert not takes("greenlet-3.5.6-cp312-cp312-manylinux_2_24_aarch64.whl")
     assert not takes("rpds_py-2026.9.1-cp312-cp312-macosx_11_0_arm64.whl")
@@ -122,9 +155,11 @@ def test_only_wheels_that_install_on_the_gpu_machines_python_are_carried():
     assert not takes("cryptography-46.0.0-cp313-abi3-manylinux_2_28_x86_64.whl")
 
 
-def test_a_cached_wheel_for_another_python_is_not_taken(tmp_path, monkeypatch):
+def test_a_wheel_for_another_python_is_neither_taken_from_the_cache_nor_left_in_the_folder(tmp_path, monkeypatch):
     cache, folder = tmp_path / "cache", tmp_path / "wheels"
     cache.mkdir()
+    folder.mkdir()
+    (folder / "wrapt-2.5.2-cp311-cp311-manylinux_2_17_x86_64.whl").write_text("an earlier prepare's, for 3.11")
     (cache / "tabulate-0.10.0-cp311-cp311-manylinux_2_17_x86_64.whl").write_text("a build for 3.11")
     (cache / "wrapt-2.5.2-cp312-cp312-manylinux_2_17_x86_64.whl").write_text("a build for 3.12")
     downloaded = []
@@ -142,6 +177,7 @@ def test_prepare_makes_the_gpu_presets_data_stage_itself_and_prints_the_device_c
     """Without --results, `prepare` carries presets/gpu.yaml's data (every record of the mirror's PTB-XL),
     made in a workdir of its own, never whatever the repository's results/ holds."""
     import h5py
+    import yaml
 
     prepared = tmp_path / "prepared"
     done = subprocess.run([sys.executable, SCRIPT, "prepare", str(prepared), "--mirror", str(mirror),
@@ -152,7 +188,14 @@ def test_prepare_makes_the_gpu_presets_data_stage_itself_and_prints_the_device_c
         (tmp_path / "data-stage/results/data/ptbxl.h5").read_bytes()
     with h5py.File(prepared / "results/data/ptbxl.h5") as carried:
         records = sum(len(carried[split]["y"]) for split in carried)
-    assert records > 1000  # the preset takes every record, not a quick run's 80 a class
-    calls = done.stdout[done.stdout.index("device calls"):]
-    assert f"--data {prepared}/results/data/ptbxl.h5 --out $OUT" in calls
-    assert f"gpu_study.py run {prepared} --save $OUT" in calls
+    quick = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert records > quick["max_records_per_class"] * 4  # every record of the mirror, not a quick run's cap a class
+    assert "outside the repository" in done.stderr  # tmp_path cannot be carried
+
+
+def test_the_device_calls_carry_the_prepared_folder_by_its_path_in_the_repository():
+    calls = gpu_study.device_calls(REPO / ".gpu-study")
+    assert 'carry [".gpu-study"]' in calls
+    assert "--target /tmp/site .gpu-study/wheels/wfdb-*.whl" in calls
+    assert "--data .gpu-study/results/data/ptbxl.h5 --out $OUT --minutes 7.5" in calls
+    assert "gpu_study.py run .gpu-study --save $OUT" in calls
