@@ -16,9 +16,10 @@
     .venv/bin/python benchmarks/gpu_generators.py --data results/data/ptbxl.h5 --out /tmp/gpu --tiny
 
 Three phases, each within its share of `--minutes` (phase 1 at most a fifth, in a process of its own
-so that its GPU memory is free again afterwards; phase 2 until a deadline that leaves a fifth, at
-least a minute, to phase 3; workers still running then are killed and reported; the JSON is
-written after every phase):
+so that its GPU memory is free again afterwards, writing its rows as it measures them: where it
+dies or overruns, the others go on from what it wrote; phase 2 until a deadline that leaves a
+fifth, at least a minute, to phase 3; workers still running then are killed and reported; the
+JSON is written after every phase):
 1. Throughput (`generator_throughput.measure`): the device's dense bf16 matrix rate, then each
    generator at presets/gpu.yaml's size over `--batch-sizes` in bf16, and at the preset's batch
    in TF32 and with `torch.compile` (default and CUDA-graph modes): records/s, counted TFLOP/s and
@@ -177,8 +178,10 @@ def phase1(args) -> None:
     total = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else float("inf")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
-    def record(rows, peak):
-        args.phase1.write_text(json.dumps({"rows": rows, "peak": peak, "device": name, "memory_mb": total}))
+    def record(rows, peak):  # whole or not at all: the process may die at any moment after
+        partial = args.phase1.with_suffix(".partial")
+        partial.write_text(json.dumps({"rows": rows, "peak": peak, "device": name, "memory_mb": total}))
+        os.replace(partial, args.phase1)
 
     throughput(args, device, args.phase1_seconds, record)
 
