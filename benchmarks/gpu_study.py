@@ -177,9 +177,10 @@ def make_data_stage(mirror: str, workdir: Path) -> Path:
     Snakemake redoes nothing that is up to date. Returns its results folder."""
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "config.yaml", workdir / "config.yaml")  # the Snakefile's configfile, read in the workdir
+    url = mirror if "://" in mirror else Path(mirror).resolve()
     subprocess.run([sys.executable, "-m", "snakemake", "preprocess", "--snakefile", str(REPO / "Snakefile"),
                     "--directory", str(workdir), "--configfile", str(REPO / "presets/gpu.yaml"),
-                    "--config", f"physionet_url={mirror if '://' in mirror else Path(mirror).resolve()}", "--cores", "all", "--quiet"], check=True)
+                    "--config", f"physionet_url={url}", "--cores", "all", "--quiet"], check=True)
     return workdir / "results"
 
 
@@ -335,11 +336,13 @@ STOPPED, TERMINATED = -1, -2  # run_snakemake's codes for a run it stopped: by -
 def stop(process: subprocess.Popen, grace: float) -> None:
     """SIGINT to Snakemake's process group, so that its jobs end and are marked incomplete (a rerun
     resumes); SIGKILL if it has not ended after `grace` seconds."""
-    os.killpg(process.pid, signal.SIGINT)
     try:
+        os.killpg(process.pid, signal.SIGINT)
         process.wait(grace)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:  # it had ended already
         process.wait()
 
 
