@@ -9,6 +9,7 @@ from synthecg.data.store import normalise, to_millivolts
 from synthecg.evaluation.privacy import (
     COPY_RTOL,
     CopyIndex,
+    count_below,
     dcr_statistics,
     exact_copies,
     median_beats,
@@ -85,6 +86,14 @@ def test_dcr_statistics_are_the_expectations_over_training_subsamples():
     drawn = np.array([[(nearest < to_holdout).mean(), (nearest < threshold).mean()]
                       for nearest in (distances[:, rng.choice(train, 15, replace=False)].min(1) for _ in range(20_000))])
     np.testing.assert_allclose(dcr_statistics(distances, train, holdout), drawn.mean(0), atol=0.003)
+
+
+def test_count_below_is_searchsorted_row_by_row_ties_and_ends_included():
+    rng = np.random.default_rng(1)
+    rows = np.sort(rng.integers(0, 6, size=(200, 17)).astype(float), axis=1)  # many ties
+    values = rng.integers(-1, 8, size=200).astype(float)  # below, at and above every entry
+    expected = [np.searchsorted(row, value) for row, value in zip(rows, values)]
+    np.testing.assert_array_equal(count_below(rows, values), expected)
 
 
 def test_nearest_distances_agree_with_brute_force():

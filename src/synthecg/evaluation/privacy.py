@@ -160,6 +160,20 @@ def median_beats(x: np.ndarray, fs: int, window_s: tuple[float, float] = BEAT_WI
 
 
 # -- distance to closest record against its permutation null -------------------------------------
+def count_below(sorted_rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row, how many of its entries are smaller than its value: np.searchsorted(row, value) for
+    every row at once, by bisection over the columns (a Python loop over rows cost a fifth of a
+    permutation test's time)."""
+    index = np.arange(len(values))
+    lo, hi = np.zeros(len(values), np.int64), np.full(len(values), sorted_rows.shape[1], np.int64)
+    while (searching := lo < hi).any():
+        mid = (lo + hi) // 2
+        smaller = sorted_rows[index, np.minimum(mid, sorted_rows.shape[1] - 1)] < values
+        lo = np.where(searching & smaller, mid + 1, lo)
+        hi = np.where(searching & ~smaller, mid, hi)
+    return lo
+
+
 def dcr_statistics(distances: np.ndarray, train: np.ndarray, holdout: np.ndarray,
                    sorted_rows: np.ndarray | None = None) -> tuple[float, float]:
     """(dcr_share, dcr_tail_share) of queries, given their distances to a pool of real records
@@ -177,10 +191,9 @@ def dcr_statistics(distances: np.ndarray, train: np.ndarray, holdout: np.ndarray
     rows = np.sort(distances, axis=1) if sorted_rows is None else sorted_rows
     to_holdout_all = distances[:, holdout]
     to_holdout = to_holdout_all.min(1)
-    below = lambda values: np.array([np.searchsorted(row, value) for row, value in zip(rows, values)])  # noqa: E731 - pool entries < value, per query
-    k = below(to_holdout)  # no held-out column is nearer than their minimum: all k are training records
+    k = count_below(rows, to_holdout)  # no held-out column is nearer than their minimum: all k are training records
     threshold = np.percentile(to_holdout, PERCENTILE)
-    k_tail = below(np.full(len(rows), threshold)) - (to_holdout_all < threshold).sum(1)
+    k_tail = count_below(rows, np.full(len(rows), threshold)) - (to_holdout_all < threshold).sum(1)
 
     def kept_out(k):  # C(n − k, h) / C(n, h): a subsample of h misses all k
         with np.errstate(invalid="ignore"):
