@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -89,7 +90,9 @@ def test_a_phase_1_that_dies_loses_only_its_later_rows(mirror, tmp_path):
     report = json.loads((out / "gpu_generators.json").read_text())
     assert report["phase1_exit"] == 134 and "phase 1 ended with 134" in done.stderr
     assert [row["generator"] for row in report["throughput"]] == ["diffwave"]  # the first row, then it died
-    assert {run["run"] for run in report["runs"]} == {"timediffusion", "diffwave"}
+    assert {run["run"] for run in report["runs"]} == {  # the baseline, also at the sampler's A/B settings
+        "timediffusion", "diffwave", "diffwave sampling_eta 1 sampling_steps 100",
+        "diffwave sampling_eta 1 sampling_steps 200"}
     assert done.stdout.rstrip().endswith((out / "gpu_generators.md").read_text().rstrip())
 
 
@@ -119,3 +122,26 @@ def test_each_variant_gets_the_steps_its_measured_rate_buys_in_its_share_of_the_
     assert diffwave == {"steps": 400}  # 10 steps/s at batch 256, 100 s shared two ways
     timevqvae = plan_steps("timevqvae", variant_config("timevqvae", False), rows, 90, 3, False)
     assert timevqvae == {"steps": 240, "prior_steps": 960}  # 30 and 60 steps/s, a third and two thirds of 90 s, 3 ways
+
+
+def test_a_variant_killed_while_sampling_its_extra_settings_is_judged_on_what_it_wrote(tmp_path):
+    """The deadline kills a worker wherever it is. One that trained and wrote its preset-settings
+    samples (samples0.npz) and was then cut during a sample_at setting keeps those; one cut during
+    training, or one that crashed, has failed."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_generators import finish
+
+    processes = {}
+    for name, sampled, command in [("cut", True, "import time; time.sleep(60)"),
+                                   ("training", False, "import time; time.sleep(60)"),
+                                   ("crashed", True, "raise SystemExit(3)")]:
+        (tmp_path / name).mkdir()
+        if sampled:
+            (tmp_path / name / "model.json").write_text("{}")
+            (tmp_path / name / "samples0.npz").write_bytes(b"")
+        log = open(tmp_path / f"{name}.log", "w")
+        processes[name] = (subprocess.Popen([sys.executable, "-c", command], stdout=log, stderr=subprocess.STDOUT), log)
+    failed, cut = finish(processes, tmp_path, deadline=time.perf_counter() + 2)
+    assert set(cut) == {"cut"} and set(failed) == {"training", "crashed"}
+    assert failed["crashed"].startswith("exit 3") and failed["training"].startswith("exit killed")
+    assert all(process.poll() is not None for process, _ in processes.values())
