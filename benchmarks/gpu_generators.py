@@ -368,9 +368,9 @@ def tables(report: dict) -> str:
     lines += ["", "## Quality per class and privacy (phase 3)", "",
               # rate and RR irregularity (medians over records with a detectable rhythm): whether the beats
               # found are the class's rhythm; undertrained models beat slowly and irregularly in every class
-              "| run | class | detectable | fits class | real fits (held-out) | rate bpm (real) "
+              "| run | class | detectable | fits class | other classes fit | real fits (held-out) | rate bpm (real) "
               "| RR irregularity (real) | amplitude | class passes |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|"]
 
     def number(value, digits):
         return "–" if value is None else f"{value:.{digits}f}"
@@ -379,7 +379,7 @@ def tables(report: dict) -> str:
         for name, entry in run["quality"]["per_class"].items():
             synthetic, real = entry["synthetic"], entry.get("real_heldout") or {}
             lines.append(f"| {run['run']} | {name} | {synthetic['detectable']:.2f} | {number(synthetic['fits_class'], 2)} "
-                         f"| {number(real.get('fits_class'), 2)} "
+                         f"| {number(entry.get('other_classes_fit'), 2)} | {number(real.get('fits_class'), 2)} "
                          f"| {number(synthetic.get('heart_rate_median_bpm'), 0)} ({number(real.get('heart_rate_median_bpm'), 0)}) "
                          f"| {number(synthetic.get('rr_irregularity_median'), 2)} ({number(real.get('rr_irregularity_median'), 2)}) "
                          f"| {entry['amplitude_ratio_median']:.2f} | {'pass' if entry['passes'] else 'fail'} |")

@@ -111,3 +111,20 @@ def test_the_synthetic_rhythm_table_reads_the_records_it_names_and_refuses_anoth
     assert rhythm["detected"].dtype == bool and list(rhythm["detected"]) == list(expected["detected"])
     with pytest.raises(PipelineError, match="rhythm.csv: its records are not those of the synthetic set"):
         read_synthetic_rhythms(tmp_path / "rhythm.csv", (y + 1) % len(CLASSES))  # another set's labels
+
+
+def test_the_other_classes_fit_shows_whether_the_class_label_carries_the_rhythm(halves):
+    """Real records as the generator: each rhythm class's own records fit it far more often than the
+    other classes' records do. With their labels shuffled, own and other records fit alike: a
+    generator whose label carries no rhythm (an undertrained one beating slowly and irregularly in
+    every class 'fits' SB and AFIB) is seen as such."""
+    (x, y), heldout = halves
+    report = quality((x, y), heldout)
+    shuffled = quality((x, np.random.default_rng(1).permutation(y)), heldout)
+    for name in ("SB", "AFIB", "GSVT"):
+        entry = report["per_class"][name]
+        assert entry["synthetic"]["fits_class"] > entry["other_classes_fit"] + 0.5, name
+        entry = shuffled["per_class"][name]
+        n = entry["synthetic"]["n"]
+        p = entry["other_classes_fit"]
+        assert abs(entry["synthetic"]["fits_class"] - p) <= 3 * np.sqrt(max(p * (1 - p), 0.01) / n) + 0.02, name
