@@ -30,11 +30,13 @@ JSON is written after every phase):
    through the pipeline's own `fit_generator`, for as many steps as its measured rate alone
    gives it in its share of the training time (the rate divided by the number of variants: the
    card is shared). Each samples `--per-class` records of every class (and again at each of its
-   `sample_at` settings: guidance scales, which need no retraining). Meanwhile the main process
-   reads the real records' rhythms on the CPU cores.
+   `sample_at` settings: guidance scales and DiffWave's sampler, which need no retraining). One
+   cut at the deadline, or ended by an error, after its first sample set is judged on the sets it
+   wrote. Meanwhile the main process reads the real records' rhythms on the CPU cores.
    The aggregate: the counted FLOPs of all variants' steps over the phase's wall time, against
    the best single job's rate in phase 1 (what N jobs at once buy over one).
-3. Judging on the CPU: per class, the pipeline's rhythm reader and goal (`quality.generator_quality`,
+3. Judging on the CPU, every variant's preset-settings samples first, then the `sample_at` ones
+   while the budget lasts: per class, the pipeline's rhythm reader and goal (`quality.generator_quality`,
    `quality.passes`: a detectable rhythm in >= 90 % of records, fitting the class within 15
    points of real records, amplitude within 25 %) and the privacy section's measures
    (`fidelity.privacy_measures`: exact copies of training records, DCR share on median beats
@@ -81,7 +83,8 @@ VARIANTS = {
     # The sampler, A/B'd on the same model: the preset's deterministic DDIM chain (eta 0, 50 steps)
     # against ancestral noise (eta 1) at 100 steps and over DDPM's whole chain of 200. On the CPU
     # preset's model eta 1 tripled the records with a detectable rhythm, but their beats were
-    # irregular in every class (docs/generators.md, "The sampler"): a question for a model that beats.
+    # irregular in every class (docs/generators.md, "Measured: the sampler and the batch at the CPU
+    # budget"): a question for a model that beats.
     "diffwave": ("diffwave", {}, [{"sampling_eta": 1.0, "sampling_steps": 100},
                                   {"sampling_eta": 1.0, "sampling_steps": 200}]),
     "diffwave-cfg": ("diffwave", {"generators.diffwave.p_uncond": 0.1}, [{"guidance_scale": 2.0}]),
@@ -93,7 +96,8 @@ VARIANTS = {
     "diffwave-lr-sqrt": ("diffwave", {"generators.diffwave.learning_rate": 4.0e-3}, []),
     "diffwave-lr-linear": ("diffwave", {"generators.diffwave.learning_rate": 1.6e-2}, []),
     # Updates against records per update, at the same share of the card: on the CPU, batch 4 x 8,000
-    # steps beat batch 16 x 2,000 (the same records seen) in every class (docs/generators.md).
+    # steps gave more records a detectable rhythm than batch 16 x 2,000 (the same records seen) in
+    # every class (docs/generators.md). Its steps come from phase 1's batch-64 row.
     "diffwave-batch64": ("diffwave", {"generators.diffwave.batch_size": 64}, []),
     "timevqvae": ("timevqvae", {}, [{"guidance_scale": 2.0}]),
     # The authors' schedule since December 2024: prior lr 5e-3, 5 % warm-up, cosine to 0.1 of the peak.
@@ -101,7 +105,7 @@ VARIANTS = {
                                         "generators.timevqvae.warmup_share": 0.05,
                                         "generators.timevqvae.final_lr_ratio": 0.1}, [{"guidance_scale": 2.0}]),
     "timediffusion": ("timediffusion", {}, []),
-    # Not run by default (one of min-SNR and v-prediction is asked for; the card's memory holds ~9 jobs):
+    # Not run by default (one of min-SNR and v-prediction is asked for, and ten jobs already fill an H100):
     "diffwave-vpred": ("diffwave", {"generators.diffwave.prediction": "v",
                                     "generators.diffwave.min_snr_gamma": 5.0}, []),
 }
@@ -299,9 +303,9 @@ def launch(args, workdir: Path, names: list[str], rows: list[dict], seconds: flo
 
 def finish(processes: dict, workdir: Path, deadline: float) -> tuple[dict[str, str], dict[str, str]]:
     """Wait for a wave's workers until `deadline` (perf_counter seconds), killing those still
-    running then. Returns the failed ones' log tails, and apart from them the variants killed while
-    sampling at a setting of their `sample_at` (trained, and sampled at the preset's settings):
-    those are judged on the sample sets they wrote."""
+    running then. Returns the failed ones' log tails, and apart from them the variants killed or
+    ended by an error while sampling at a setting of their `sample_at` (trained, and sampled at the
+    preset's settings): those are judged on the sample sets they wrote."""
     failed, cut = {}, {}
     for name, (process, log) in processes.items():
         try:
@@ -313,33 +317,36 @@ def finish(processes: dict, workdir: Path, deadline: float) -> tuple[dict[str, s
         if code:
             tail = f"exit {code}\n" + (workdir / f"{name}.log").read_text()[-2000:]
             sampled = (workdir / name / "model.json").is_file() and (workdir / name / "samples0.npz").is_file()
-            (cut if code == "killed at the time limit" and sampled else failed)[name] = tail
+            (cut if sampled else failed)[name] = tail
         log.close()
     return failed, cut
 
 
 # -- phase 3 -------------------------------------------------------------------------------------
-def judge(args, workdir: Path, name: str, reference: dict, meta: dict, train_norm: np.ndarray,
-          heldout_norm: np.ndarray) -> list[dict]:
-    generator = VARIANTS[name][0]
-    folder = workdir / name
-    sidecar = json.loads((folder / "model.json").read_text())
-    runs = []
-    for path in sorted(folder.glob("samples*.npz")):
-        saved = np.load(path)
-        x, y = saved["x"].astype(np.float32), saved["y"]
-        quality = generator_quality(x, y, reference, meta["classes"], meta["fs"], meta["leads"], args.processes)
-        privacy = privacy_measures(normalise(x, meta), train_norm, heldout_norm, meta["fs"])
-        changes = json.loads(str(saved["changes"]))
-        runs.append({
-            "run": name + "".join(f" {key} {value:g}" for key, value in changes.items()), "variant": name,
-            "generator": generator, "sampled_with": changes, "steps": sidecar["stages"],
-            "train_minutes": sidecar["wall_time_s"] / 60, "sample_seconds": float(saved["sample_seconds"]),
-            "training_records": sidecar["training_records"], "quality": quality, "privacy": privacy,
-            "privacy_flag": privacy_flag(privacy), "samples": str(path),
-        })
-        runs[-1]["meets_goal"] = bool(quality["passes_all_classes"] and not runs[-1]["privacy_flag"])
-    return runs
+def sample_sets(workdir: Path, names) -> list[tuple[str, Path]]:
+    """(variant, samples file) to judge: every variant's preset-settings set (samples0) first, then
+    the sets of its `sample_at` settings, so that a short phase 3 judges every variant once."""
+    sets = [(name, path) for name in names for path in sorted((workdir / name).glob("samples*.npz"))]
+    return sorted(sets, key=lambda item: item[1].name != "samples0.npz")
+
+
+def judge(args, workdir: Path, name: str, path: Path, reference: dict, meta: dict, train_norm: np.ndarray,
+          heldout_norm: np.ndarray) -> dict:
+    """One sample set of a variant, judged: quality per class, privacy, and whether it meets the goal."""
+    sidecar = json.loads((workdir / name / "model.json").read_text())
+    saved = np.load(path)
+    x, y = saved["x"].astype(np.float32), saved["y"]
+    quality = generator_quality(x, y, reference, meta["classes"], meta["fs"], meta["leads"], args.processes)
+    privacy = privacy_measures(normalise(x, meta), train_norm, heldout_norm, meta["fs"])
+    changes = json.loads(str(saved["changes"]))
+    return {
+        "run": name + "".join(f" {key} {value:g}" for key, value in changes.items()), "variant": name,
+        "generator": VARIANTS[name][0], "sampled_with": changes, "steps": sidecar["stages"],
+        "train_minutes": sidecar["wall_time_s"] / 60, "sample_seconds": float(saved["sample_seconds"]),
+        "training_records": sidecar["training_records"], "quality": quality, "privacy": privacy,
+        "privacy_flag": privacy_flag(privacy), "samples": str(path),
+        "meets_goal": bool(quality["passes_all_classes"] and not privacy_flag(privacy)),
+    }
 
 
 def write_samples(run: dict, meta: dict, path: Path, per_class: int) -> None:
@@ -364,15 +371,25 @@ def tables(report: dict) -> str:
              f"{report['aggregate_tflop_per_s']:.1f} TFLOP/s counted over all of them, against "
              f"{report['best_alone_tflop_per_s']:.1f} for the fastest job alone in phase 1 "
              f"({report['aggregate_tflop_per_s'] / max(report['best_alone_tflop_per_s'], 1e-9):.2f}x).", "",
-             "| variant | settings | steps | train min | records seen |", "|---|---|---|---|---|"]
+             "| variant | settings | steps | train min | records seen | note |", "|---|---|---|---|---|---|"]
     for name, plan in report["plans"].items():
+        notes = []
+        if "failed" in plan:
+            notes.append("failed (its log's end is in the JSON)")
+        if "sampling_cut" in plan:
+            notes.append("cut while sampling at a sample_at setting")
+        if "not_judged" in plan:
+            notes.append(f"not judged, the budget spent: {', '.join(plan['not_judged'])}")
+        if "judging_failed" in plan:
+            notes.append(f"judging failed: {'; '.join(plan['judging_failed'])}")
         lines.append(f"| {name} | {json.dumps(plan['settings'])} | {json.dumps(plan.get('done_steps', plan['steps']))} "
-                     f"| {plan.get('train_minutes', float('nan')):.1f} | {plan.get('record_views', 0):,} |")
+                     f"| {plan.get('train_minutes', float('nan')):.1f} | {plan.get('record_views', 0):,} "
+                     f"| {'; '.join(notes)} |")
     lines += ["", "## Quality per class and privacy (phase 3)", "",
               # rate and RR irregularity (medians over records with a detectable rhythm): whether the beats
               # found are the class's rhythm; undertrained models beat slowly and irregularly in every class
-              "| run | class | detectable | fits class | other classes fit | real fits (held-out) | rate bpm (real) "
-              "| RR irregularity (real) | amplitude | class passes |",
+              "| run | class | detectable | fits class | generator's label floor | real fits (held-out) "
+              "| rate bpm (real held-out) | RR irregularity (real held-out) | amplitude | class passes |",
               "|---|---|---|---|---|---|---|---|---|---|"]
 
     def number(value, digits):
@@ -382,7 +399,7 @@ def tables(report: dict) -> str:
         for name, entry in run["quality"]["per_class"].items():
             synthetic, real = entry["synthetic"], entry.get("real_heldout") or {}
             lines.append(f"| {run['run']} | {name} | {synthetic['detectable']:.2f} | {number(synthetic['fits_class'], 2)} "
-                         f"| {number(entry.get('other_classes_fit'), 2)} | {number(real.get('fits_class'), 2)} "
+                         f"| {number(entry.get('generator_label_floor'), 2)} | {number(real.get('fits_class'), 2)} "
                          f"| {number(synthetic.get('heart_rate_median_bpm'), 0)} ({number(real.get('heart_rate_median_bpm'), 0)}) "
                          f"| {number(synthetic.get('rr_irregularity_median'), 2)} ({number(real.get('rr_irregularity_median'), 2)}) "
                          f"| {entry['amplitude_ratio_median']:.2f} | {'pass' if entry['passes'] else 'fail'} |")
@@ -514,14 +531,15 @@ def main() -> None:
 
         save()
         runs = report["runs"] = []
-        for name in plans:
-            if name in failed:
+        for name, path in sample_sets(workdir, [name for name in plans if name not in failed]):
+            if path.name != "samples0.npz" and time.perf_counter() > started + budget:
+                plans[name].setdefault("not_judged", []).append(path.name)  # the budget is spent
                 continue
             try:
-                runs += judge(args, workdir, name, reference, meta, train_norm, heldout_norm)
+                runs.append(judge(args, workdir, name, path, reference, meta, train_norm, heldout_norm))
             except Exception as error:  # one variant's failure must not lose the others' results
-                plans[name]["failed"] = f"judging: {type(error).__name__}: {error}"
-                print(f"{name}: judging failed: {error}", file=sys.stderr)
+                plans[name].setdefault("judging_failed", []).append(f"{path.name}: {type(error).__name__}: {error}")
+                print(f"{name}: judging {path.name} failed: {error}", file=sys.stderr)
             report["runs"] = runs
             save()
         written = set()

@@ -207,11 +207,11 @@ def render_front_page(config: dict, files: list) -> str:
 def test_the_report_front_page_says_which_generators_pass_the_rhythm_check(tmp_path):
     quality = tmp_path / "quality.csv"
     quality.write_text("dataset,generator,class,n_synthetic,detectable,fits_class,real_fits_class,"
-                       "shuffled_label_floor,amplitude_ratio,limb_lead_residual,passes\n"
-                       "ptbxl,diffwave,SR,100,0.0,0.0,0.76,0.68,1.4,3e-08,False\n"
-                       "ptbxl,diffwave,SB,100,0.0,0.0,0.91,0.14,1.4,3e-08,False\n"
-                       "ptbxl,timediffusion,SR,100,0.96,0.76,0.76,0.68,1.0,3e-08,True\n"
-                       "ptbxl,timediffusion,AFIB,100,0.89,0.81,0.83,0.10,1.0,3e-08,False\n")
+                       "shuffled_label_floor,generator_label_floor,amplitude_ratio,limb_lead_residual,passes\n"
+                       "ptbxl,diffwave,SR,100,0.0,0.0,0.76,0.68,0.0,1.4,3e-08,False\n"
+                       "ptbxl,diffwave,SB,100,0.0,0.0,0.91,0.14,0.0,1.4,3e-08,False\n"
+                       "ptbxl,timediffusion,SR,100,0.96,0.76,0.76,0.68,0.25,1.0,3e-08,True\n"
+                       "ptbxl,timediffusion,AFIB,100,0.89,0.81,0.83,0.10,0.09,1.0,3e-08,False\n")
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     html = render_front_page(config, [types.SimpleNamespace(path=tmp_path / "other.png"),
                                       types.SimpleNamespace(path=quality)])

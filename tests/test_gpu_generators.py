@@ -124,24 +124,35 @@ def test_each_variant_gets_the_steps_its_measured_rate_buys_in_its_share_of_the_
     assert timevqvae == {"steps": 240, "prior_steps": 960}  # 30 and 60 steps/s, a third and two thirds of 90 s, 3 ways
 
 
-def test_a_variant_killed_while_sampling_its_extra_settings_is_judged_on_what_it_wrote(tmp_path):
-    """The deadline kills a worker wherever it is. One that trained and wrote its preset-settings
-    samples (samples0.npz) and was then cut during a sample_at setting keeps those; one cut during
-    training, or one that crashed, has failed."""
+def test_a_variant_cut_while_sampling_its_extra_settings_is_judged_on_what_it_wrote(tmp_path):
+    """The deadline kills a worker wherever it is, and a sampler setting may crash. One that trained
+    and wrote its preset-settings samples (samples0.npz) before it was killed or crashed keeps those;
+    one killed in training, or crashed before, has failed. Phase 3 judges every variant's samples0
+    before any extra setting's set."""
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from gpu_generators import finish
+    from gpu_generators import finish, sample_sets
 
     processes = {}
     for name, sampled, command in [("cut", True, "import time; time.sleep(60)"),
+                                   ("crashed after sampling", True, "raise SystemExit(3)"),
                                    ("training", False, "import time; time.sleep(60)"),
-                                   ("crashed", True, "raise SystemExit(3)")]:
+                                   ("crashed", False, "raise SystemExit(3)")]:
         (tmp_path / name).mkdir()
         if sampled:
             (tmp_path / name / "model.json").write_text("{}")
             (tmp_path / name / "samples0.npz").write_bytes(b"")
         log = open(tmp_path / f"{name}.log", "w")
         processes[name] = (subprocess.Popen([sys.executable, "-c", command], stdout=log, stderr=subprocess.STDOUT), log)
-    failed, cut = finish(processes, tmp_path, deadline=time.perf_counter() + 2)
-    assert set(cut) == {"cut"} and set(failed) == {"training", "crashed"}
+    failed, cut = finish(processes, tmp_path, deadline=time.perf_counter() + 10)
+    assert set(cut) == {"cut", "crashed after sampling"} and set(failed) == {"training", "crashed"}
     assert failed["crashed"].startswith("exit 3") and failed["training"].startswith("exit killed")
     assert all(process.poll() is not None for process, _ in processes.values())
+
+    for name, count in [("a", 3), ("b", 1), ("c", 2)]:
+        (tmp_path / name).mkdir()
+        for index in range(count):
+            (tmp_path / name / f"samples{index}.npz").write_bytes(b"")
+        (tmp_path / name / f"samples{count}.partial").write_bytes(b"")  # cut while writing: never judged
+    order = [(name, path.name) for name, path in sample_sets(tmp_path, ["a", "b", "c"])]
+    assert order == [("a", "samples0.npz"), ("b", "samples0.npz"), ("c", "samples0.npz"),
+                     ("a", "samples1.npz"), ("a", "samples2.npz"), ("c", "samples1.npz")]

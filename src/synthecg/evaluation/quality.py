@@ -5,10 +5,12 @@ rhythm fits the class (`synthecg.evaluation.rhythm`), next to the same shares fo
 of the class (what a perfect generator would score; held-out and training records, also shown
 apart) and the shuffled-label floor (the share of all real records whose rhythm fits the class
 rule: what records with the wrong label score). Its counterpart on the generator's side, the
-other-classes fit: the share of the generator's records of the *other* classes whose rhythm fits
-the class. A generator whose class conditioning carries no rhythm scores its own class's records
-no higher than that (an undertrained model that beats slowly and irregularly in every class
-"fits" SB and AFIB at about this rate).
+generator's label floor: the share of the class's records that would fit it if their beats were
+those of the generator's other classes (the class's detectable share x the share of the other
+classes' detectable records that fit the class). Taken among detectable records, so that a class
+the detectors read less often is not mistaken for one whose label carries no rhythm. A generator
+whose class label carries no rhythm scores its fitting share at about this floor (an undertrained
+model that beats slowly and irregularly in every class "fits" SB and AFIB so).
 Beside them: per-lead amplitude and per-band power against real, the limb-lead residual (0 for
 real ECG), and how close each record is to its nearest real training record (a copy scores 1).
 
@@ -133,14 +135,16 @@ def generator_quality(synthetic_mv: np.ndarray, synthetic_y: np.ndarray, referen
         reference_amplitude = np.median(real_std[real_mine], axis=0) if real_mine.any() else real_amplitude
         amplitude_ratio = np.median(synthetic_std[mine], axis=0) / np.maximum(reference_amplitude, 1e-9)
         floor = fits_class(real_rhythm, [name] * len(real_rhythm))
-        others = fits_class(synthetic_rhythm[~mine], [name] * int((~mine).sum()))
+        other_rhythm = synthetic_rhythm[~mine]
+        others = fits_class(other_rhythm, [name] * len(other_rhythm))[other_rhythm["detected"].to_numpy(bool)]
         synthetic, real = synthetic_by_class[name], real_by_class.get(name)
         per_class[name] = {
             "synthetic": synthetic,
             "real": real,
             **{f"real_{key}": by_part[key].get(name) for key in by_part},
             "shuffled_label_floor": None if np.isnan(floor).all() else float(np.mean(floor)),
-            "other_classes_fit": None if not len(others) or np.isnan(others).all() else float(np.mean(others)),
+            "generator_label_floor": None if not len(others) or np.isnan(others).all()
+            else synthetic["detectable"] * float(np.mean(others)),
             "amplitude_ratio": {lead: float(r) for lead, r in zip(leads, amplitude_ratio)},
             "amplitude_ratio_median": float(np.median(amplitude_ratio)),
             "passes": passes(synthetic, real, amplitude_ratio),

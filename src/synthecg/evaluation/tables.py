@@ -727,9 +727,8 @@ def _format_p(p: float) -> str:
 def quality_table(reports: Iterable[Path]) -> pd.DataFrame:
     """One row per source dataset, generator and class of the generator-quality reports
     (`results/quality/`): shares of synthetic records with a detectable and a class-fitting
-    rhythm, beside real records of the class, the shuffled-label floor and the share of the
-    generator's records of other classes that fit this one, and whether the class meets the goal
-    (synthecg.evaluation.quality)."""
+    rhythm, beside real records of the class, the shuffled-label floor and the generator's label
+    floor, and whether the class meets the goal (synthecg.evaluation.quality)."""
     rows = []
     for path in reports:
         report = read_json(path)
@@ -742,13 +741,13 @@ def quality_table(reports: Iterable[Path]) -> pd.DataFrame:
                 "fits_class": entry["synthetic"]["fits_class"],
                 "real_fits_class": real.get("fits_class"),
                 "shuffled_label_floor": entry["shuffled_label_floor"],
-                "other_classes_fit": entry.get("other_classes_fit"),  # reports before 2026-12-05 lack it
+                "generator_label_floor": entry.get("generator_label_floor"),  # reports before 2026-12-05 lack it
                 "amplitude_ratio": entry["amplitude_ratio_median"],
                 "limb_lead_residual": report["limb_lead_residual_median"]["synthetic"],
                 "passes": entry["passes"],
             })
     return pd.DataFrame(rows, columns=["dataset", "generator", "class", "n_synthetic", "detectable", "fits_class",
-                                       "real_fits_class", "shuffled_label_floor", "other_classes_fit",
+                                       "real_fits_class", "shuffled_label_floor", "generator_label_floor",
                                        "amplitude_ratio",
                                        "limb_lead_residual", "passes"])
 
