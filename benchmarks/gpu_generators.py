@@ -349,6 +349,22 @@ def judge(args, workdir: Path, name: str, path: Path, reference: dict, meta: dic
     }
 
 
+def judge_sets(workdir: Path, names, plans: dict, budget_end: float, keep, judge_one) -> None:
+    """Judge the variants' sample sets in `sample_sets` order with `judge_one(name, path)`, handing
+    each result to `keep`. Past `budget_end` (perf_counter seconds) only preset-settings sets are
+    judged; the others are listed in their plan's `not_judged`. A set whose judging fails is listed
+    in `judging_failed`, and the rest go on."""
+    for name, path in sample_sets(workdir, names):
+        if path.name != "samples0.npz" and time.perf_counter() > budget_end:
+            plans[name].setdefault("not_judged", []).append(path.name)
+            continue
+        try:
+            keep(judge_one(name, path))
+        except Exception as error:  # one variant's failure must not lose the others' results
+            plans[name].setdefault("judging_failed", []).append(f"{path.name}: {type(error).__name__}: {error}")
+            print(f"{name}: judging {path.name} failed: {error}", file=sys.stderr)
+
+
 def write_samples(run: dict, meta: dict, path: Path, per_class: int) -> None:
     import h5py
 
@@ -531,17 +547,13 @@ def main() -> None:
 
         save()
         runs = report["runs"] = []
-        for name, path in sample_sets(workdir, [name for name in plans if name not in failed]):
-            if path.name != "samples0.npz" and time.perf_counter() > started + budget:
-                plans[name].setdefault("not_judged", []).append(path.name)  # the budget is spent
-                continue
-            try:
-                runs.append(judge(args, workdir, name, path, reference, meta, train_norm, heldout_norm))
-            except Exception as error:  # one variant's failure must not lose the others' results
-                plans[name].setdefault("judging_failed", []).append(f"{path.name}: {type(error).__name__}: {error}")
-                print(f"{name}: judging {path.name} failed: {error}", file=sys.stderr)
-            report["runs"] = runs
+
+        def judged(run):  # kept as it comes: a run cut off by the machine's limit keeps what it judged
+            runs.append(run)
             save()
+
+        judge_sets(workdir, [name for name in plans if name not in failed], plans, started + budget, judged,
+                   lambda name, path: judge(args, workdir, name, path, reference, meta, train_norm, heldout_norm))
         written = set()
         for run in runs:
             if run["generator"] not in written and not run["sampled_with"]:

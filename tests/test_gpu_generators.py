@@ -156,3 +156,29 @@ def test_a_variant_cut_while_sampling_its_extra_settings_is_judged_on_what_it_wr
     order = [(name, path.name) for name, path in sample_sets(tmp_path, ["a", "b", "c"])]
     assert order == [("a", "samples0.npz"), ("b", "samples0.npz"), ("c", "samples0.npz"),
                      ("a", "samples1.npz"), ("a", "samples2.npz"), ("c", "samples1.npz")]
+
+
+def test_past_its_budget_phase_3_judges_only_each_variants_preset_settings(tmp_path):
+    """When the budget is spent, each variant is still judged once (samples0) and the extra settings'
+    sets are listed as not judged; a set whose judging fails is listed and the others go on."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_generators import judge_sets
+
+    for name, count in [("a", 3), ("b", 2)]:
+        (tmp_path / name).mkdir()
+        for index in range(count):
+            (tmp_path / name / f"samples{index}.npz").write_bytes(b"")
+
+    def judge_one(name, path):
+        if name == "b":
+            raise ValueError("unreadable")
+        return (name, path.name)
+
+    for budget_end, judged_sets, not_judged in [
+            (time.perf_counter() - 1, [("a", "samples0.npz")], {"a": ["samples1.npz", "samples2.npz"], "b": ["samples1.npz"]}),
+            (time.perf_counter() + 3600, [("a", "samples0.npz"), ("a", "samples1.npz"), ("a", "samples2.npz")], {})]:
+        plans, kept = {"a": {}, "b": {}}, []
+        judge_sets(tmp_path, ["a", "b"], plans, budget_end, kept.append, judge_one)
+        assert kept == judged_sets
+        assert {name: plan["not_judged"] for name, plan in plans.items() if "not_judged" in plan} == not_judged
+        assert plans["b"]["judging_failed"][0] == "samples0.npz: ValueError: unreadable"
