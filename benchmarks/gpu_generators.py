@@ -74,6 +74,7 @@ from synthecg.evaluation.quality import generator_quality, real_reference  # noq
 from synthecg.generators.base import make_config  # noqa: E402
 from synthecg.generators.jobs import fit_generator  # noqa: E402
 from synthecg.generators.training import load_generator  # noqa: E402
+from synthecg.io import partial_path, write_json_atomically  # noqa: E402
 from generator_throughput import STAGE_FIELDS  # noqa: E402
 
 # Each variant: a generator, settings over presets/gpu.yaml (dotted keys as generator_quality's
@@ -191,9 +192,7 @@ def phase1(args) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
 
     def record(rows, peak):  # whole or not at all: the process may die at any moment after
-        partial = args.phase1.with_suffix(".partial")
-        partial.write_text(json.dumps({"rows": rows, "peak": peak, "device": name, "memory_mb": total}))
-        os.replace(partial, args.phase1)
+        write_json_atomically({"rows": rows, "peak": peak, "device": name, "memory_mb": total}, args.phase1)
 
     throughput(args, device, args.phase1_seconds, record)
 
@@ -251,11 +250,12 @@ def worker(args) -> None:
         model.config = dataclasses.replace(make_config(generator, dataclasses.asdict(model.config)), **changes)
         started = time.perf_counter()
         x, y = sample_classes(model, sidecar["leads"], meta, sidecar["trained_classes"], args.per_class, device)
-        partial = out / f"samples{index}.partial"  # whole or not at all: the deadline may kill this process
+        path = out / f"samples{index}.npz"
+        partial = partial_path(path)  # whole or not at all: the deadline may kill this process
         with open(partial, "wb") as handle:
             np.savez(handle, x=x.astype(np.float16), y=y, sample_seconds=time.perf_counter() - started,
                      changes=json.dumps(changes))
-        partial.replace(out / f"samples{index}.npz")
+        os.replace(partial, path)
 
 
 PHASE1_LOST_MEMORY_MB = 76_000.0  # the card's memory where phase 1 could not say: an H100's, the smaller
@@ -338,14 +338,13 @@ def judge(args, workdir: Path, name: str, path: Path, reference: dict, meta: dic
     x, y = saved["x"].astype(np.float32), saved["y"]
     quality = generator_quality(x, y, reference, meta["classes"], meta["fs"], meta["leads"], args.processes)
     privacy = privacy_measures(normalise(x, meta), train_norm, heldout_norm, meta["fs"])
-    changes = json.loads(str(saved["changes"]))
+    changes, flag = json.loads(str(saved["changes"])), privacy_flag(privacy)
     return {
         "run": name + "".join(f" {key} {value:g}" for key, value in changes.items()), "variant": name,
         "generator": VARIANTS[name][0], "sampled_with": changes, "steps": sidecar["stages"],
         "train_minutes": sidecar["wall_time_s"] / 60, "sample_seconds": float(saved["sample_seconds"]),
         "training_records": sidecar["training_records"], "quality": quality, "privacy": privacy,
-        "privacy_flag": privacy_flag(privacy), "samples": str(path),
-        "meets_goal": bool(quality["passes_all_classes"] and not privacy_flag(privacy)),
+        "privacy_flag": flag, "samples": str(path), "meets_goal": bool(quality["passes_all_classes"] and not flag),
     }
 
 
@@ -524,7 +523,7 @@ def main() -> None:
             failed |= wave_failed
             for name, tail in wave_cut.items():
                 plans[name]["sampling_cut"] = tail
-                print(f"{name}: killed at its deadline while sampling; judged on the sets it wrote", file=sys.stderr)
+                print(f"{name}: ended while sampling at an extra setting; judged on the sets it wrote", file=sys.stderr)
         report["phase2_seconds"] = time.perf_counter() - phase2_started
         total_flops = 0.0
         for name, plan in plans.items():

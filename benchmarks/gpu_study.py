@@ -515,11 +515,13 @@ def save(workdir: Path, out: Path) -> None:
     sets stay there)."""
     import tarfile
 
+    from synthecg.io import partial_path
+
     out.mkdir(parents=True, exist_ok=True)
     for name in ("gpu_study.json", "gpu_study.log", "gpu_study.yaml", "results/tables/comparisons.md"):
         if (workdir / name).is_file():
             shutil.copy2(workdir / name, out / Path(name).name)
-    partial = out / "results.tar.gz.partial"
+    partial = partial_path(out / "results.tar.gz")
     with tarfile.open(partial, "w:gz") as archive:
         for name in SAVED_FOLDERS:
             if (workdir / name).is_dir():

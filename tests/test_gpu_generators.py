@@ -132,6 +132,8 @@ def test_a_variant_cut_while_sampling_its_extra_settings_is_judged_on_what_it_wr
     sys.path.insert(0, str(REPO / "benchmarks"))
     from gpu_generators import finish, sample_sets
 
+    from synthecg.io import partial_path
+
     processes = {}
     for name, sampled, command in [("cut", True, "import time; time.sleep(60)"),
                                    ("crashed after sampling", True, "raise SystemExit(3)"),
@@ -152,7 +154,7 @@ def test_a_variant_cut_while_sampling_its_extra_settings_is_judged_on_what_it_wr
         (tmp_path / name).mkdir()
         for index in range(count):
             (tmp_path / name / f"samples{index}.npz").write_bytes(b"")
-        (tmp_path / name / f"samples{count}.partial").write_bytes(b"")  # cut while writing: never judged
+        partial_path(tmp_path / name / f"samples{count}.npz").write_bytes(b"")  # cut while writing: never judged
     order = [(name, path.name) for name, path in sample_sets(tmp_path, ["a", "b", "c"])]
     assert order == [("a", "samples0.npz"), ("b", "samples0.npz"), ("c", "samples0.npz"),
                      ("a", "samples1.npz"), ("a", "samples2.npz"), ("c", "samples1.npz")]

@@ -119,7 +119,8 @@ def test_the_generators_label_floor_shows_whether_the_class_label_carries_the_rh
     that floor: a generator whose label carries no rhythm (an undertrained one beating slowly and
     irregularly in every class 'fits' SB and AFIB) is seen as such. The floor is taken among
     detectable records, so a class the detectors read less often is not mistaken for one without
-    rhythm: hiding half of SB's beats (flat records) halves the floor with the fitting share."""
+    rhythm: hiding half of SB's beats (flat records) scales the floor with the detectable share,
+    and the fitting share stays well above it."""
     (x, y), heldout = halves
     report = quality((x, y), heldout)
     shuffled = quality((x, np.random.default_rng(1).permutation(y)), heldout)
